@@ -1,0 +1,514 @@
+"""SAC: Soft Actor-Critic with automatic entropy tuning, for continuous and discrete actions.
+
+Continuous actions: Haarnoja et al. 2018, "Soft Actor-Critic Algorithms and Applications" (soft Q target, eq. 3 with the
+value of eq. 3's V(s') = E[Q(s',a') - alpha log pi(a'|s')]; policy loss, eq. 7; temperature loss, eq. 18). The policy is
+a tanh-squashed Gaussian; its log-probability carries the change-of-variables term log(1 - tanh(u)^2) (appendix C,
+eq. 21). Target entropy -|A|.
+Discrete actions: Christodoulou 2019, "Soft Actor-Critic for Discrete Action Settings": a categorical policy; the
+expectations over actions in the critic target (eq. 10), policy loss (eq. 12) and temperature loss (eq. 11) are computed
+exactly as sums over the |A| actions. Target entropy target_entropy_scale * log|A|.
+The file picks the variant from the env's action space.
+
+Notable choices:
+- `tau` is the fraction MOVED toward the online critic at every gradient step (target <- (1 - tau) target + tau online,
+  0.005-style, as in cleanRL and the SAC paper). PyPI rejax's `polyak` is the fraction KEPT: tau = 1 - polyak.
+- Continuous policies act in [-1, 1]^|A|; log-probabilities, the entropy target and the critics use that normalised
+  action, and a fixed affine map turns it into the env's [low, high] only when stepping (as SB3 and softlearning do).
+- num_critics critics (2 = clipped double Q); targets and the policy use their minimum.
+- Time-limit truncation is not termination: the buffer stores the observation the action led to and `terminated`,
+  so a truncated step still bootstraps.
+- The replay buffer is a pytree ring [rows, num_envs, ...] written one row per env step at an index that depends only
+  on the step count (the same for every seed, so vmap keeps it a plain slice update); samples are uniform over the
+  rows written so far. Warm-up (learning_starts, uniform random actions) is its own loop before training, so no
+  per-step `lax.cond` turns into both branches under vmap.
+
+Run: python rejax_sac.py --env Pendulum-v1 --num-seeds 4
+"""
+
+from typing import Any, Callable, NamedTuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import struct
+
+import common
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Config
+# ---------------------------------------------------------------------------------------------------------------------
+TUNED = {
+    "CartPole-v1": dict(num_envs=4, buffer_size=20_000, batch_size=64, gradient_steps=1, learning_starts=1_000,
+                        activation="tanh", learning_rate=1e-3, tau=0.05, target_entropy_scale=0.7,
+                        total_timesteps=40_000, eval_freq=4_000),
+    "Acrobot-v1": dict(num_envs=4, buffer_size=50_000, batch_size=128, gradient_steps=1, learning_starts=1_000,
+                       activation="tanh", learning_rate=1e-3, tau=0.05, target_entropy_scale=0.7,
+                       total_timesteps=100_000, eval_freq=10_000),
+    "Pendulum-v1": dict(num_envs=1, buffer_size=20_000, batch_size=256, gradient_steps=1, learning_starts=500,
+                        learning_rate=3e-3, tau=0.02, normalize_observations=True,
+                        total_timesteps=8_000, eval_freq=1_000),
+}
+
+
+@struct.dataclass
+class Config:
+    env: Any = struct.field(pytree_node=False)
+    """The gymnax environment (made from a name by `Config.make`)."""
+    env_params: Any
+    """The environment's parameters (a pytree)."""
+
+    # --- budget and evaluation (static)
+    total_timesteps: int = struct.field(pytree_node=False, default=100_000)
+    """Environment steps per seed (warm-up included), rounded up to whole evaluation intervals."""
+    eval_freq: int = struct.field(pytree_node=False, default=10_000)
+    """Environment steps between evaluation points (each one calls eval_callback)."""
+    num_eval_episodes: int = struct.field(pytree_node=False, default=8)
+    """Deterministic episodes the default callback plays at each evaluation point."""
+    eval_callback: Callable = struct.field(pytree_node=False, default=None)
+    """callback(config, train_state, rng) -> pytree, run at every evaluation point; None means SAC.eval_callback."""
+
+    # --- shapes (static)
+    num_envs: int = struct.field(pytree_node=False, default=1)
+    """Parallel environments; one iteration steps each of them once."""
+    buffer_size: int = struct.field(pytree_node=False, default=100_000)
+    """Replay buffer capacity in transitions (rounded down to a multiple of num_envs)."""
+    batch_size: int = struct.field(pytree_node=False, default=256)
+    """Transitions per gradient step."""
+    gradient_steps: int = struct.field(pytree_node=False, default=1)
+    """Gradient steps (critics, then actor, then temperature, then targets) per iteration of num_envs env steps."""
+    learning_starts: int = struct.field(pytree_node=False, default=1_000)
+    """Env steps with uniformly random actions that fill the buffer before the first gradient step."""
+    hidden_layer_sizes: tuple[int, ...] = struct.field(pytree_node=False, default=(64, 64))
+    """Widths of the hidden layers of the actor and of every critic."""
+    activation: str = struct.field(pytree_node=False, default="relu")
+    """Hidden activation: relu, tanh or swish."""
+    num_critics: int = struct.field(pytree_node=False, default=2)
+    """Q networks in the ensemble; targets and the policy loss use their minimum (2 = clipped double Q)."""
+    normalize_observations: bool = struct.field(pytree_node=False, default=False)
+    """Normalise observations with a running mean and variance shared by all envs (buffer keeps raw observations)."""
+
+    # --- hyperparameters (pytree leaves: vmappable)
+    learning_rate: float = 3e-4
+    """Adam step size of the actor, the critics and the temperature."""
+    gamma: float = 0.99
+    """Discount factor."""
+    tau: float = 0.005
+    """Target-network step: the fraction MOVED toward the online critics per gradient step, target <- (1 - tau) *
+    target + tau * online (0.005 = slow; 1 = hard copy). PyPI rejax's polyak is the fraction kept: tau = 1 - polyak."""
+    init_alpha: float = 1.0
+    """Initial entropy temperature alpha (then tuned automatically toward the target entropy)."""
+    target_entropy_scale: float = 0.5
+    """Discrete actions only: target entropy = target_entropy_scale * log|A|, in (0, 1]. Continuous: -|A|."""
+    max_grad_norm: float = 10.0
+    """Gradients of each network are rescaled to at most this global norm."""
+
+    @classmethod
+    def make(cls, env="Pendulum-v1", env_params=None, **overrides) -> "Config":
+        """Build and validate a config: class defaults < tuned values for this env < `overrides`."""
+        env, env_params = common.resolve_env(env, env_params)
+        common.check_action_space("sac", env, env_params)
+        values = common.apply_overrides(cls, env, TUNED.get(common.env_name(env), {}), overrides, {})
+        config = cls(env=env, env_params=env_params, **values)
+        config.validate()
+        return config
+
+    def validate(self):
+        common.check_positive(total_timesteps=self.total_timesteps, eval_freq=self.eval_freq,
+                              num_eval_episodes=self.num_eval_episodes, num_envs=self.num_envs,
+                              buffer_size=self.buffer_size, batch_size=self.batch_size,
+                              gradient_steps=self.gradient_steps, learning_rate=self.learning_rate,
+                              tau=self.tau, init_alpha=self.init_alpha, max_grad_norm=self.max_grad_norm)
+        common.check_non_negative(learning_starts=self.learning_starts)
+        common.check_unit_interval(gamma=self.gamma, tau=self.tau)
+        common.check_callback(self.eval_callback)
+        if not (isinstance(self.num_critics, int) and self.num_critics >= 1):
+            raise ValueError(f"num_critics must be an integer of at least 1, got {self.num_critics!r}.")
+        if self.buffer_size < self.num_envs:
+            raise ValueError(f"buffer_size ({self.buffer_size}) must hold at least one step of all num_envs "
+                             f"({self.num_envs}) envs; raise buffer_size.")
+        if self.batch_size > self.buffer_size:
+            raise ValueError(f"batch_size ({self.batch_size}) must not exceed buffer_size ({self.buffer_size}); "
+                             f"lower batch_size or raise buffer_size.")
+        if self.learning_starts >= self.total_timesteps:
+            raise ValueError(f"learning_starts ({self.learning_starts}) must be below total_timesteps "
+                             f"({self.total_timesteps}), or no gradient step is ever taken.")
+        if self.discrete and not 0 < self.target_entropy_scale <= 1:
+            raise ValueError(f"target_entropy_scale must lie in (0, 1] for discrete actions (a fraction of the "
+                             f"maximum entropy log|A|), got {self.target_entropy_scale!r}.")
+        if not self.hidden_layer_sizes or min(self.hidden_layer_sizes) < 1:
+            raise ValueError(f"hidden_layer_sizes must be positive widths, got {self.hidden_layer_sizes!r}.")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}.")
+
+    # Derived sizes.
+    @property
+    def buffer_rows(self) -> int:
+        """Ring rows; each holds one step of every env."""
+        return self.buffer_size // self.num_envs
+
+    @property
+    def warmup_iterations(self) -> int:
+        return -(-self.learning_starts // self.num_envs)
+
+    @property
+    def iterations_per_eval(self) -> int:
+        return max(1, self.eval_freq // self.num_envs)
+
+    @property
+    def num_evals(self) -> int:
+        iterations = -(-self.total_timesteps // self.num_envs) - self.warmup_iterations
+        return max(1, -(-iterations // self.iterations_per_eval))
+
+    @property
+    def total_env_steps(self) -> int:
+        """Environment steps per seed actually taken, warm-up included (total_timesteps rounded up)."""
+        return (self.warmup_iterations + self.num_evals * self.iterations_per_eval) * self.num_envs
+
+    @property
+    def discrete(self) -> bool:
+        return common.is_discrete(self.env, self.env.default_params)
+
+    @property
+    def action_dim(self) -> int:
+        space = self.env.action_space(self.env.default_params)
+        return space.n if self.discrete else int(np.prod(space.shape))
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Networks and the policy's distribution
+# ---------------------------------------------------------------------------------------------------------------------
+ACTIVATIONS = {"relu": nn.relu, "tanh": nn.tanh, "swish": nn.swish}
+LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
+
+
+class MLP(nn.Module):
+    hidden_layer_sizes: tuple
+    activation: str
+    out_features: int
+
+    @nn.compact
+    def __call__(self, x):
+        for width in self.hidden_layer_sizes:
+            x = ACTIVATIONS[self.activation](nn.Dense(width)(x))
+        return nn.Dense(self.out_features)(x)
+
+
+class Actor(nn.Module):
+    """Discrete: logits [..., |A|]. Continuous: (mean, log_std) [..., |A|] of the pre-tanh Gaussian, with log_std
+    squashed smoothly into [LOG_STD_MIN, LOG_STD_MAX]."""
+
+    action_dim: int
+    discrete: bool
+    hidden_layer_sizes: tuple
+    activation: str
+
+    @nn.compact
+    def __call__(self, obs):
+        if self.discrete:
+            return MLP(self.hidden_layer_sizes, self.activation, self.action_dim)(obs)
+        out = MLP(self.hidden_layer_sizes, self.activation, 2 * self.action_dim)(obs)
+        mean, log_std = jnp.split(out, 2, axis=-1)
+        log_std = LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (jnp.tanh(log_std) + 1.0)
+        return mean, log_std
+
+
+class Critic(nn.Module):
+    """Discrete: Q(s, .) [..., |A|] for every action. Continuous: Q(s, a) [...] for the given action in [-1, 1]."""
+
+    action_dim: int
+    discrete: bool
+    hidden_layer_sizes: tuple
+    activation: str
+
+    @nn.compact
+    def __call__(self, obs, action=None):
+        if self.discrete:
+            return MLP(self.hidden_layer_sizes, self.activation, self.action_dim)(obs)
+        x = jnp.concatenate([obs, action], -1)
+        return MLP(self.hidden_layer_sizes, self.activation, 1)(x).squeeze(-1)
+
+
+def squashed_gaussian_log_prob(u, mean, log_std):
+    """log pi(a) of a = tanh(u), u ~ N(mean, exp(log_std)^2), summed over action dimensions (SAC appendix C eq. 21):
+    log N(u) - sum log(1 - tanh(u)^2), with log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2u)) for stability."""
+    gaussian = -0.5 * ((u - mean) / jnp.exp(log_std)) ** 2 - log_std - 0.5 * jnp.log(2 * jnp.pi)
+    log_det_jacobian = 2.0 * (jnp.log(2.0) - u - jax.nn.softplus(-2.0 * u))
+    return jnp.sum(gaussian - log_det_jacobian, -1)
+
+
+def squashed_gaussian_sample(rng, mean, log_std):
+    """A reparameterised sample a = tanh(mean + std * eps) in [-1, 1]^|A| and its log-probability."""
+    u = mean + jnp.exp(log_std) * jax.random.normal(rng, mean.shape)
+    return jnp.tanh(u), squashed_gaussian_log_prob(u, mean, log_std)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Data containers
+# ---------------------------------------------------------------------------------------------------------------------
+class Transition(NamedTuple):  # in the buffer each field is [buffer_rows, num_envs, ...]; in a batch [batch_size, ...]
+    obs: jax.Array  # raw observation the action was taken in
+    action: jax.Array  # int (discrete) or in [-1, 1]^|A| (continuous, before scaling to the env's bounds)
+    reward: jax.Array
+    terminated: jax.Array  # true terminal state: no bootstrap (a truncated step is not terminated)
+    next_obs: jax.Array  # raw observation the action led to (the final one, before any reset)
+
+
+@struct.dataclass
+class TrainState:
+    rng: jax.Array
+    global_step: jax.Array  # env steps per seed so far; the same for every seed, so the buffer index is too
+    actor_params: Any
+    critic_params: Any  # every leaf [num_critics, ...]
+    target_critic_params: Any
+    log_alpha: jax.Array
+    actor_opt_state: Any
+    critic_opt_state: Any
+    alpha_opt_state: Any
+    buffer: Transition  # [buffer_rows, num_envs, ...]
+    env_state: Any  # [num_envs, ...]
+    obs: jax.Array  # [num_envs, ...] current raw observation
+    obs_stats: common.RunningMeanStd
+    episode_stats: common.EpisodeStats
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The algorithm
+# ---------------------------------------------------------------------------------------------------------------------
+class SAC:
+    @classmethod
+    def actor(cls, config):
+        return Actor(config.action_dim, config.discrete, config.hidden_layer_sizes, config.activation)
+
+    @classmethod
+    def critic(cls, config):
+        return Critic(config.action_dim, config.discrete, config.hidden_layer_sizes, config.activation)
+
+    @classmethod
+    def q_values(cls, config, critic_params, obs, action=None):
+        """Every critic of the ensemble: [num_critics, batch] (continuous) or [num_critics, batch, |A|] (discrete)."""
+        return jax.vmap(cls.critic(config).apply, in_axes=(0, None, None))(critic_params, obs, action)
+
+    @classmethod
+    def optimizer(cls, config):
+        return optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.adam(config.learning_rate))
+
+    @classmethod
+    def target_entropy(cls, config):
+        if config.discrete:
+            return config.target_entropy_scale * jnp.log(config.action_dim)
+        return -float(config.action_dim)
+
+    @classmethod
+    def init(cls, config, rng) -> TrainState:
+        rng, rng_actor, rng_critic, rng_env = jax.random.split(rng, 4)
+        obs, env_state = common.reset_envs(config.env, config.env_params, rng_env, config.num_envs)
+        dummy_action = None if config.discrete else jnp.zeros(config.action_dim)
+        actor_params = cls.actor(config).init(rng_actor, obs[0])
+        critic_params = jax.vmap(cls.critic(config).init, in_axes=(0, None, None))(
+            jax.random.split(rng_critic, config.num_critics), obs[0], dummy_action)
+        log_alpha = jnp.log(jnp.asarray(config.init_alpha, jnp.float32))
+        action = jnp.zeros((), jnp.int32) if config.discrete else jnp.zeros(config.action_dim)
+        example = Transition(obs[0], action, jnp.zeros(()), jnp.zeros((), bool), obs[0])
+        buffer = jax.tree_util.tree_map(
+            lambda x: jnp.zeros((config.buffer_rows, config.num_envs) + x.shape, x.dtype), example)
+        optimizer = cls.optimizer(config)
+        return TrainState(
+            rng=rng, global_step=jnp.array(0, jnp.int32), actor_params=actor_params, critic_params=critic_params,
+            target_critic_params=critic_params, log_alpha=log_alpha,
+            actor_opt_state=optimizer.init(actor_params), critic_opt_state=optimizer.init(critic_params),
+            alpha_opt_state=optimizer.init(log_alpha), buffer=buffer, env_state=env_state, obs=obs,
+            obs_stats=common.RunningMeanStd.create(obs.shape[1:]),
+            episode_stats=common.EpisodeStats.create(config.num_envs),
+        )
+
+    @classmethod
+    def normalize(cls, config, obs_stats, obs):
+        return obs_stats.normalize(obs) if config.normalize_observations else obs
+
+    @classmethod
+    def sample_action(cls, config, actor_params, obs, rng):
+        """A stochastic action and its log-probability (continuous) or the policy's log-probabilities of all
+        actions (discrete)."""
+        policy = cls.actor(config).apply(actor_params, obs)
+        if config.discrete:
+            return jax.random.categorical(rng, policy), jax.nn.log_softmax(policy)
+        return squashed_gaussian_sample(rng, *policy)
+
+    @classmethod
+    def scale_action(cls, config, action):
+        """Map an action in [-1, 1]^|A| affinely onto the env's [low, high]; discrete actions pass through."""
+        if config.discrete:
+            return action
+        space = config.env.action_space(config.env_params)
+        return space.low + 0.5 * (action + 1.0) * (space.high - space.low)
+
+    @classmethod
+    def make_act(cls, config, train_state, deterministic: bool = True):
+        """A policy `act(obs, rng) -> env action` for one observation (deterministic: argmax / tanh(mean))."""
+        def act(obs, rng):
+            obs = cls.normalize(config, train_state.obs_stats, obs)
+            if not deterministic:
+                return cls.scale_action(config, cls.sample_action(config, train_state.actor_params, obs, rng)[0])
+            policy = cls.actor(config).apply(train_state.actor_params, obs)
+            return jnp.argmax(policy, -1) if config.discrete else cls.scale_action(config, jnp.tanh(policy[0]))
+
+        return act
+
+    @classmethod
+    def step_env(cls, config, train_state, random: bool):
+        """ACT in every env (uniformly at random during warm-up), STEP, and WRITE the transitions as one buffer row."""
+        rng, rng_action, rng_step = jax.random.split(train_state.rng, 3)
+        if random and config.discrete:
+            action = jax.random.randint(rng_action, (config.num_envs,), 0, config.action_dim)
+        elif random:
+            action = jax.random.uniform(rng_action, (config.num_envs, config.action_dim), minval=-1.0, maxval=1.0)
+        else:
+            obs = cls.normalize(config, train_state.obs_stats, train_state.obs)
+            action, _ = cls.sample_action(config, train_state.actor_params, obs, rng_action)
+        next_obs, env_state, reward, terminated, truncated, final_obs = common.step_envs(
+            config.env, config.env_params, rng_step, train_state.env_state, cls.scale_action(config, action))
+
+        row = (train_state.global_step // config.num_envs) % config.buffer_rows  # same for every seed
+        transition = Transition(train_state.obs, action, reward, terminated, final_obs)
+        buffer = jax.tree_util.tree_map(lambda buf, x: buf.at[row].set(x), train_state.buffer, transition)
+        obs_stats = train_state.obs_stats.update(next_obs) if config.normalize_observations else train_state.obs_stats
+        return train_state.replace(
+            rng=rng, global_step=train_state.global_step + config.num_envs, buffer=buffer, env_state=env_state,
+            obs=next_obs, obs_stats=obs_stats,
+            episode_stats=train_state.episode_stats.update(reward, terminated | truncated))
+
+    @classmethod
+    def sample_batch(cls, config, train_state, rng) -> Transition:
+        """batch_size transitions, uniformly among the rows written so far (never an O(buffer) mask)."""
+        filled = jnp.minimum(train_state.global_step // config.num_envs, config.buffer_rows)
+        rng_row, rng_env = jax.random.split(rng)
+        rows = jax.random.randint(rng_row, (config.batch_size,), 0, filled)
+        envs = jax.random.randint(rng_env, (config.batch_size,), 0, config.num_envs)
+        batch = jax.tree_util.tree_map(lambda buf: buf[rows, envs], train_state.buffer)
+        normalize = lambda obs: cls.normalize(config, train_state.obs_stats, obs)  # noqa: E731
+        return batch._replace(obs=normalize(batch.obs), next_obs=normalize(batch.next_obs))
+
+    @classmethod
+    def critic_target(cls, config, actor_params, target_critic_params, alpha, batch: Transition, rng):
+        """Soft TD target r + gamma (1 - terminated) V(s'), V(s') = E_a'[min_i Qbar_i(s', a') - alpha log pi(a'|s')];
+        exact over the actions when discrete (Christodoulou eq. 10), one reparameterised sample when continuous."""
+        if config.discrete:
+            log_pi = jax.nn.log_softmax(cls.actor(config).apply(actor_params, batch.next_obs))  # [batch, |A|]
+            q_next = cls.q_values(config, target_critic_params, batch.next_obs).min(0)  # [batch, |A|]
+            v_next = jnp.sum(jnp.exp(log_pi) * (q_next - alpha * log_pi), -1)
+        else:
+            next_action, log_pi = cls.sample_action(config, actor_params, batch.next_obs, rng)
+            v_next = cls.q_values(config, target_critic_params, batch.next_obs, next_action).min(0) - alpha * log_pi
+        return batch.reward + config.gamma * (1.0 - batch.terminated) * v_next
+
+    @classmethod
+    def critic_loss(cls, config, critic_params, batch: Transition, target):
+        """Sum over critics of the mean squared soft TD error (SAC eq. 5 with the factor 1/2)."""
+        if config.discrete:
+            q = cls.q_values(config, critic_params, batch.obs)  # [num_critics, batch, |A|]
+            q = jnp.take_along_axis(q, batch.action[None, :, None], -1).squeeze(-1)
+        else:
+            q = cls.q_values(config, critic_params, batch.obs, batch.action)  # [num_critics, batch]
+        loss = 0.5 * jnp.mean((q - target) ** 2, axis=1).sum()
+        return loss, {"qf_loss": loss, "qf_values": q.mean()}
+
+    @classmethod
+    def actor_loss(cls, config, actor_params, critic_params, alpha, obs, rng):
+        """E_s[ E_a~pi[alpha log pi(a|s) - min_i Q_i(s, a)] ] (SAC eq. 7; exact over actions when discrete, eq. 12).
+        Also returns the policy's entropy estimate, which the temperature loss needs."""
+        if config.discrete:
+            log_pi = jax.nn.log_softmax(cls.actor(config).apply(actor_params, obs))  # [batch, |A|]
+            q = jax.lax.stop_gradient(cls.q_values(config, critic_params, obs).min(0))  # [batch, |A|]
+            pi = jnp.exp(log_pi)
+            loss = jnp.sum(pi * (alpha * log_pi - q), -1).mean()
+            entropy = -jnp.sum(pi * log_pi, -1).mean()
+        else:
+            action, log_pi = cls.sample_action(config, actor_params, obs, rng)
+            q = cls.q_values(config, critic_params, obs, action).min(0)
+            loss = jnp.mean(alpha * log_pi - q)
+            entropy = -log_pi.mean()
+        return loss, {"actor_loss": loss, "entropy": jax.lax.stop_gradient(entropy)}
+
+    @classmethod
+    def alpha_loss(cls, config, log_alpha, entropy):
+        """Temperature loss log(alpha) * (H - target) (SAC eq. 18 / Christodoulou eq. 11, in log alpha): alpha
+        falls while the policy's entropy H is above the target and rises while it is below."""
+        return log_alpha * (entropy - cls.target_entropy(config))
+
+    @classmethod
+    def update(cls, config, train_state, rng):
+        """One gradient step on a fresh batch: CRITICS, then ACTOR, then TEMPERATURE, then Polyak TARGETS."""
+        optimizer = cls.optimizer(config)
+        ts = train_state
+        rng_batch, rng_target, rng_actor = jax.random.split(rng, 3)
+        batch = cls.sample_batch(config, ts, rng_batch)
+        alpha = jnp.exp(ts.log_alpha)
+
+        target = cls.critic_target(config, ts.actor_params, ts.target_critic_params, alpha, batch, rng_target)
+        grads, critic_metrics = jax.grad(cls.critic_loss, argnums=1, has_aux=True)(
+            config, ts.critic_params, batch, jax.lax.stop_gradient(target))
+        updates, critic_opt_state = optimizer.update(grads, ts.critic_opt_state, ts.critic_params)
+        critic_params = optax.apply_updates(ts.critic_params, updates)
+
+        grads, actor_metrics = jax.grad(cls.actor_loss, argnums=1, has_aux=True)(
+            config, ts.actor_params, critic_params, alpha, batch.obs, rng_actor)
+        updates, actor_opt_state = optimizer.update(grads, ts.actor_opt_state, ts.actor_params)
+        actor_params = optax.apply_updates(ts.actor_params, updates)
+
+        grad = jax.grad(cls.alpha_loss, argnums=1)(config, ts.log_alpha, actor_metrics["entropy"])
+        updates, alpha_opt_state = optimizer.update(grad, ts.alpha_opt_state, ts.log_alpha)
+        log_alpha = optax.apply_updates(ts.log_alpha, updates)
+
+        target_critic_params = optax.incremental_update(critic_params, ts.target_critic_params, config.tau)
+        ts = ts.replace(actor_params=actor_params, critic_params=critic_params,
+                        target_critic_params=target_critic_params, log_alpha=log_alpha,
+                        actor_opt_state=actor_opt_state, critic_opt_state=critic_opt_state,
+                        alpha_opt_state=alpha_opt_state)
+        return ts, {**critic_metrics, **actor_metrics, "alpha": alpha}
+
+    @classmethod
+    def train_iteration(cls, config, train_state):
+        """STEP every env once with the policy, then take gradient_steps gradient steps."""
+        train_state = cls.step_env(config, train_state, random=False)
+        rng, rng_update = jax.random.split(train_state.rng)
+        train_state, metrics = jax.lax.scan(lambda ts, r: cls.update(config, ts, r), train_state.replace(rng=rng),
+                                            jax.random.split(rng_update, config.gradient_steps))
+        return train_state
+
+    @classmethod
+    def eval_callback(cls, config, train_state, rng):
+        """Default callback: deterministic evaluation episodes plus the latest training-episode returns."""
+        return common.evaluate_policy(cls.make_act(config, train_state), config, train_state, rng)
+
+    @classmethod
+    def train(cls, config, rng):
+        """Train one agent: returns (train_state, evaluation), evaluation stacked over num_evals + 1 points
+        (the first before any training, the next after warm-up and each eval interval). Pure and jittable; vmap it
+        over `rng` or over config leaves."""
+        rng, rng_eval = jax.random.split(rng)
+        callback = config.eval_callback if config.eval_callback is not None else cls.eval_callback
+
+        def evaluate(ts):
+            return callback(config, ts, jax.random.fold_in(rng_eval, ts.global_step))
+
+        def eval_interval(ts, _):
+            ts = jax.lax.fori_loop(0, config.iterations_per_eval, lambda _, ts: cls.train_iteration(config, ts), ts)
+            return ts, evaluate(ts)
+
+        train_state = cls.init(config, rng)
+        first = evaluate(train_state)
+        train_state = jax.lax.fori_loop(0, config.warmup_iterations,
+                                        lambda _, ts: cls.step_env(config, ts, random=True), train_state)
+        train_state, rest = jax.lax.scan(eval_interval, train_state, None, length=config.num_evals)
+        evaluation = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a[None], b]), first, rest)
+        return train_state, evaluation
+
+
+train = SAC.train
+make_act = SAC.make_act
+
+if __name__ == "__main__":
+    common.cli("sac", Config, train, SAC.eval_callback, description=__doc__)

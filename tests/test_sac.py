@@ -1,0 +1,198 @@
+"""Tests of rejax_sac.py: the squashed-Gaussian log-probability, discrete-SAC targets and losses against hand-computed
+values, config errors, determinism, vmap equivalence, and learning on Pendulum-v1 (continuous) and CartPole-v1
+(discrete)."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import common
+import rejax_sac
+from rejax_sac import SAC, Config
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Math against hand-computed values
+# ---------------------------------------------------------------------------------------------------------------------
+def normal_cdf(x):
+    return 0.5 * (1.0 + math.erf(x / math.sqrt(2.0)))
+
+
+def test_squashed_gaussian_log_prob_matches_numerical_change_of_variables():
+    """p(a) of a = tanh(u), u ~ N(mean, std^2), against the numerical derivative of the CDF
+    P(A <= a) = Phi((atanh(a) - mean) / std), per dimension, then multiplied over dimensions."""
+    mean, log_std = np.array([0.3, -1.2]), np.array([-0.5, 0.4])
+    std, h = np.exp(log_std), 1e-5
+    for a in [np.array([0.1, -0.7]), np.array([-0.95, 0.5]), np.array([0.999, 0.0])]:
+        cdf = lambda x, i: normal_cdf((np.arctanh(x) - mean[i]) / std[i])  # noqa: E731
+        density = np.prod([(cdf(a[i] + h, i) - cdf(a[i] - h, i)) / (2 * h) for i in range(2)])
+        u = jnp.arctanh(jnp.asarray(a, jnp.float64) if jax.config.jax_enable_x64 else jnp.asarray(a))
+        log_prob = rejax_sac.squashed_gaussian_log_prob(u, jnp.asarray(mean), jnp.asarray(log_std))
+        np.testing.assert_allclose(float(log_prob), np.log(density), rtol=2e-3, atol=2e-3)
+
+
+def test_squashed_gaussian_sample_is_bounded_and_consistent():
+    rng = jax.random.PRNGKey(0)
+    mean, log_std = jnp.full((1000, 3), 2.0), jnp.full((1000, 3), 1.0)
+    action, log_prob = rejax_sac.squashed_gaussian_sample(rng, mean, log_std)
+    assert action.shape == (1000, 3) and log_prob.shape == (1000,)
+    assert bool(jnp.all(jnp.abs(action) <= 1.0)) and bool(jnp.all(jnp.isfinite(log_prob)))
+    u = mean + jnp.exp(log_std) * jax.random.normal(rng, mean.shape)
+    np.testing.assert_allclose(log_prob, rejax_sac.squashed_gaussian_log_prob(u, mean, log_std), rtol=1e-5)
+
+
+def constant_params(params, output):
+    """Network params whose output is `output` for every observation: zero weights, last bias = output.
+    `output` has a leading num_critics axis for critic ensembles."""
+    params = jax.tree_util.tree_map(jnp.zeros_like, params)
+    mlp = params["params"]["MLP_0"]
+    last = sorted(mlp, key=lambda name: int(name.split("_")[1]))[-1]
+    mlp[last]["bias"] = jnp.asarray(output, jnp.float32)
+    return params
+
+
+@pytest.fixture(scope="module")
+def discrete_setup():
+    config = Config.make("CartPole-v1", gamma=0.9, target_entropy_scale=0.7)
+    ts = jax.jit(SAC.init, static_argnums=0)(config, jax.random.PRNGKey(0))
+    # pi = softmax([0, ln 3]) = [0.25, 0.75]; critics Q1 = [1, 3], Q2 = [2, 2] for every state, so min_i Q_i = [1, 2].
+    actor_params = constant_params(ts.actor_params, [0.0, math.log(3.0)])
+    critic_params = constant_params(ts.critic_params, [[1.0, 3.0], [2.0, 2.0]])
+    return config, actor_params, critic_params
+
+
+# Entropy of [0.25, 0.75]: -(0.25 ln 0.25 + 0.75 ln 0.75).
+ENTROPY = -(0.25 * math.log(0.25) + 0.75 * math.log(0.75))  # 0.5623351446
+
+
+def test_discrete_critic_target_hand_computed(discrete_setup):
+    config, actor_params, critic_params = discrete_setup
+    obs = jnp.zeros((2, 4))
+    batch = rejax_sac.Transition(obs=obs, action=jnp.array([0, 1]), reward=jnp.array([1.0, 1.0]),
+                                 terminated=jnp.array([False, True]), next_obs=obs)
+    target = SAC.critic_target(config, actor_params, critic_params, 0.5, batch, jax.random.PRNGKey(1))
+    # V(s') = sum_a pi(a) (min Q(a) - alpha log pi(a)) = 0.25 * 1 + 0.75 * 2 + 0.5 * H = 1.75 + 0.5 * 0.5623351 = 2.0311676
+    # target = r + gamma * V = 1 + 0.9 * 2.0311676 = 2.8280508 (not terminated); 1.0 (terminated: no bootstrap)
+    np.testing.assert_allclose(target, [1 + 0.9 * (1.75 + 0.5 * ENTROPY), 1.0], rtol=1e-6)
+    np.testing.assert_allclose(target[0], 2.8280508, rtol=1e-6)
+
+
+def test_discrete_critic_loss_hand_computed(discrete_setup):
+    config, _, critic_params = discrete_setup
+    obs = jnp.zeros((2, 4))
+    batch = rejax_sac.Transition(obs=obs, action=jnp.array([0, 1]), reward=jnp.zeros(2),
+                                 terminated=jnp.zeros(2, bool), next_obs=obs)
+    loss, _ = SAC.critic_loss(config, critic_params, batch, jnp.array([2.0, 2.0]))
+    # Q1(s, a) = [1, 3], Q2(s, a) = [2, 2]: 0.5 * (mean((1-2)^2, (3-2)^2) + mean(0, 0)) = 0.5
+    np.testing.assert_allclose(loss, 0.5, rtol=1e-6)
+
+
+def test_discrete_actor_and_alpha_losses_hand_computed(discrete_setup):
+    config, actor_params, critic_params = discrete_setup
+    loss, metrics = SAC.actor_loss(config, actor_params, critic_params, 0.5, jnp.zeros((3, 4)), jax.random.PRNGKey(2))
+    # sum_a pi(a) (alpha log pi(a) - min Q(a)) = -0.5 * H - 1.75 = -2.0311676
+    np.testing.assert_allclose(loss, -0.5 * ENTROPY - 1.75, rtol=1e-6)
+    np.testing.assert_allclose(metrics["entropy"], ENTROPY, rtol=1e-6)
+    # d/d(log alpha) of log_alpha * (H - 0.7 ln 2) = H - 0.7 ln 2 = 0.5623351 - 0.4852030 = 0.0771321
+    grad = jax.grad(SAC.alpha_loss, argnums=1)(config, jnp.array(0.0), metrics["entropy"])
+    np.testing.assert_allclose(grad, ENTROPY - 0.7 * math.log(2.0), rtol=1e-5)
+    assert math.isclose(float(SAC.target_entropy(config)), 0.7 * math.log(2.0), rel_tol=1e-6)
+
+
+def test_continuous_target_entropy_and_action_scaling():
+    config = Config.make("Pendulum-v1")
+    assert SAC.target_entropy(config) == -1.0
+    np.testing.assert_allclose(SAC.scale_action(config, jnp.array([-1.0, 0.0, 1.0])), [-2.0, 0.0, 2.0])
+
+
+def test_polyak_direction():
+    """tau is the fraction moved toward the online critic: tau = 0.25 moves 1/4 of the way."""
+    config = Config.make("Pendulum-v1", tau=0.25, gradient_steps=1)
+    ts = jax.jit(SAC.init, static_argnums=0)(config, jax.random.PRNGKey(0))
+    ts = jax.jit(lambda t: jax.lax.fori_loop(0, 300, lambda _, t: SAC.step_env(config, t, random=True), t))(ts)
+    new, _ = jax.jit(SAC.update, static_argnums=0)(config, ts, jax.random.PRNGKey(1))
+    expected = jax.tree_util.tree_map(lambda old, online: 0.75 * old + 0.25 * online,
+                                      ts.target_critic_params, new.critic_params)
+    for a, b in zip(jax.tree_util.tree_leaves(new.target_critic_params), jax.tree_util.tree_leaves(expected)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert "fraction MOVED" in common.field_docs(Config)["tau"]
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Config errors
+# ---------------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("env, overrides, message", [
+    ("Pendulum-v1", dict(num_critics=0), "num_critics must be an integer of at least 1"),
+    ("Pendulum-v1", dict(batch_size=512, buffer_size=256), "batch_size (512) must not exceed buffer_size (256)"),
+    ("Pendulum-v1", dict(learning_rate=0.0), "learning_rate must be a positive number"),
+    ("Pendulum-v1", dict(learning_rate=-1e-3), "learning_rate must be a positive number"),
+    ("Pendulum-v1", dict(tau=1.5), "tau must lie in [0, 1]"),
+    ("Pendulum-v1", dict(tau=0.0), "tau must be a positive number"),
+    ("Pendulum-v1", dict(learning_starts=20_000, total_timesteps=10_000), "learning_starts (20000) must be below"),
+    ("Pendulum-v1", dict(gradient_steps=0), "gradient_steps must be a positive number"),
+    ("Pendulum-v1", dict(activation="gelu"), "activation must be one of"),
+    ("CartPole-v1", dict(target_entropy_scale=0.0), "target_entropy_scale must lie in (0, 1]"),
+    ("CartPole-v1", dict(target_entropy_scale=1.5), "target_entropy_scale must lie in (0, 1]"),
+    ("CartPole-v1", dict(polyak=0.99), "has no setting 'polyak'"),
+])
+def test_config_errors(env, overrides, message):
+    with pytest.raises(ValueError) as error:
+        Config.make(env, **overrides)
+    text = str(error.value)
+    assert message in text and text.count(". ") == 0, text
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Determinism and vmap equivalence (small budgets)
+# ---------------------------------------------------------------------------------------------------------------------
+def small_config(env):
+    return Config.make(env, total_timesteps=600, learning_starts=200, eval_freq=200, batch_size=32, buffer_size=400,
+                       num_envs=2, num_eval_episodes=2)
+
+
+@pytest.mark.parametrize("env", ["Pendulum-v1", "CartPole-v1"])
+def test_determinism_and_vmap_equivalence(env):
+    config = small_config(env)
+    single = jax.jit(SAC.train)
+    keys = jax.random.split(jax.random.PRNGKey(3), 3)
+    ts_a, ev_a = single(config, keys[1])
+    ts_b, ev_b = single(config, keys[1])
+    for a, b in zip(jax.tree_util.tree_leaves((ts_a, ev_a)), jax.tree_util.tree_leaves((ts_b, ev_b))):
+        np.testing.assert_array_equal(a, b)
+    assert ev_a["return"].shape == (config.num_evals + 1, 2)
+    assert int(ts_a.global_step) == config.total_env_steps
+
+    ts_v, ev_v = jax.jit(jax.vmap(SAC.train, in_axes=(None, 0)))(config, keys)
+    seed = common.select_seed((ts_v, ev_v), 1)
+    for a, b in zip(jax.tree_util.tree_leaves(seed), jax.tree_util.tree_leaves((ts_a, ev_a))):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+    assert not np.allclose(ts_v.actor_params["params"]["MLP_0"]["Dense_0"]["kernel"][0],
+                           ts_v.actor_params["params"]["MLP_0"]["Dense_0"]["kernel"][2])
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Learning
+# ---------------------------------------------------------------------------------------------------------------------
+def train_seeds(config, num_seeds, seed=0):
+    keys = jax.random.split(jax.random.PRNGKey(seed), num_seeds)
+    _, evaluation = jax.jit(jax.vmap(SAC.train, in_axes=(None, 0)))(config, keys)
+    return np.asarray(evaluation["return"]).mean(-1)  # [num_seeds, num_evals + 1]
+
+
+def test_learns_pendulum_continuous():
+    config = Config.make("Pendulum-v1")
+    assert config.total_env_steps <= 20_000 and not config.discrete
+    final = train_seeds(config, 4)[:, -1]
+    print("Pendulum-v1 final returns per seed:", final)
+    assert final.mean() >= -200 and final.min() >= -300, final
+
+
+def test_learns_cartpole_discrete():
+    config = Config.make("CartPole-v1")
+    assert config.total_env_steps <= 50_000 and config.discrete
+    final = train_seeds(config, 4)[:, -1]
+    print("CartPole-v1 final returns per seed:", final)
+    assert final.mean() >= 475, final
