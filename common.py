@@ -24,8 +24,15 @@ import textwrap
 import time
 from typing import Annotated, Any, Callable, Optional
 
-import jax
-import jax.experimental
+# XLA:CPU (jaxlib 0.10.2) can deadlock, all threads idle, when a vmapped training scan holds an evaluation loop
+# (seen with PPO on Pendulum-v1, 2 seeds); its concurrency-optimised scheduler is the cause, so turn it off.
+# XLA reads the flags when the backend starts, so this works as long as no jax computation ran before the import.
+_FLAG = "--xla_cpu_enable_concurrency_optimized_scheduler=false"
+if _FLAG.split("=")[0] not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {_FLAG}".strip()
+
+import jax  # noqa: E402
+import jax.experimental  # noqa: E402
 import jax.numpy as jnp
 import numpy as np
 from flax import struct

@@ -439,7 +439,8 @@ class PPO:
             return callback(config, ts, jax.random.fold_in(rng_eval, ts.global_step))
 
         def eval_interval(ts, _):
-            ts = jax.lax.fori_loop(0, config.iterations_per_eval, lambda _, ts: cls.train_iteration(config, ts), ts)
+            ts, _ = jax.lax.scan(lambda ts, _: (cls.train_iteration(config, ts), None), ts, None,
+                                 length=config.iterations_per_eval)
             return ts, evaluate(ts)
 
         train_state = cls.init(config, rng)

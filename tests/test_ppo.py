@@ -1,0 +1,229 @@
+"""PPO: GAE math, Config validation, determinism, vmap equivalence, the CLI, and learning on real environments."""
+
+import json
+import os
+import subprocess
+import sys
+
+import gymnax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import common
+import rejax_ppo
+from rejax_ppo import PPO, Config
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SMALL = dict(total_timesteps=4_000, eval_freq=2_000, num_envs=4, num_steps=50, num_epochs=2, num_minibatches=2)
+
+
+# --- GAE ---------------------------------------------------------------------------------------------------------------
+def test_gae_matches_hand_computation_with_truncation_and_termination():
+    config = Config.make("CartPole-v1", gamma=0.9, gae_lambda=0.5)
+    # One env, three steps: step 1 is truncated (bootstraps from its final obs, value 4.0), step 2 terminates.
+    reward = jnp.array([[1.0], [2.0], [3.0]])
+    value = jnp.array([[0.5], [1.0], [1.5]])
+    next_value = jnp.array([[1.0], [4.0], [2.0]])
+    terminated = jnp.array([[0.0], [0.0], [1.0]])
+    done = jnp.array([[0.0], [1.0], [1.0]])
+    advantage, target = PPO.gae(config, reward, value, next_value, terminated, done)
+    # delta_2 = 3 - 1.5 = 1.5 (terminal: no bootstrap); A_2 = 1.5
+    # delta_1 = 2 + 0.9 * 4.0 - 1.0 = 4.6; the episode ends after step 1, so A_1 = 4.6
+    # delta_0 = 1 + 0.9 * 1.0 - 0.5 = 1.4; A_0 = 1.4 + 0.9 * 0.5 * 4.6 = 3.47
+    np.testing.assert_allclose(advantage[:, 0], [3.47, 4.6, 1.5], rtol=1e-6)
+    np.testing.assert_allclose(target[:, 0], [3.97, 5.6, 3.0], rtol=1e-6)
+
+
+# --- Config.make ---------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(env="CartPol-v1"), "did you mean 'CartPole-v1'"),
+        (dict(num_minibatches=3, num_envs=4, num_steps=50), "must divide num_envs * num_steps"),
+        (dict(learning_rate=-1e-3), "learning_rate must be a positive number"),
+        (dict(num_envs=0), "num_envs must be a positive number"),
+        (dict(total_timesteps=0), "total_timesteps must be a positive number"),
+        (dict(gamma=1.5), "gamma must lie in [0, 1]"),
+        (dict(gae_lambda=-0.1), "gae_lambda must lie in [0, 1]"),
+        (dict(eval_callback=42), "eval_callback must be a function"),
+        (dict(learnig_rate=1e-3), "did you mean 'learning_rate'"),
+        (dict(activation="sigmoid"), "activation must be one of"),
+    ],
+)
+def test_config_make_rejects_bad_input_in_one_sentence(kwargs, message):
+    with pytest.raises(ValueError) as error:
+        Config.make(**kwargs)
+    assert message in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_config_make_applies_tuned_defaults_and_overrides():
+    config = Config.make("CartPole-v1", learning_rate=1e-3)
+    assert config.learning_rate == 1e-3
+    assert config.num_envs == rejax_ppo.TUNED["CartPole-v1"]["num_envs"]
+    assert Config.make("Pendulum-v1").normalize_observations
+
+
+def test_config_make_accepts_an_environment_instance():
+    env, params = gymnax.make("CartPole-v1")
+    config = Config.make(env=env, env_params=params.replace(max_steps_in_episode=50), **SMALL)
+    assert config.env is env and config.env_params.max_steps_in_episode == 50
+
+
+# --- determinism and vmap ----------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def small_config():
+    return Config.make("CartPole-v1", **SMALL)
+
+
+@pytest.fixture(scope="module")
+def train_single():
+    return jax.jit(rejax_ppo.train)
+
+
+@pytest.fixture(scope="module")
+def train_vmapped():
+    return jax.jit(jax.vmap(rejax_ppo.train, in_axes=(None, 0)))
+
+
+def leaves_equal(a, b):
+    return all(np.array_equal(x, y) for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)))
+
+
+def test_same_seed_same_result(small_config, train_single):
+    first = train_single(small_config, jax.random.PRNGKey(3))
+    second = train_single(small_config, jax.random.PRNGKey(3))
+    assert leaves_equal(first, second)
+    other = train_single(small_config, jax.random.PRNGKey(4))
+    assert not leaves_equal(first[0].params, other[0].params)
+
+
+def test_seed_i_of_vmapped_run_equals_single_run(small_config, train_single, train_vmapped):
+    keys = jax.random.split(jax.random.PRNGKey(0), 3)
+    batched_state, batched_eval = train_vmapped(small_config, keys)
+    for i in (0, 2):
+        state, evaluation = train_single(small_config, keys[i])
+        for x, y in zip(jax.tree_util.tree_leaves(common.select_seed((batched_state.params, batched_eval), i)),
+                        jax.tree_util.tree_leaves((state.params, evaluation))):
+            np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
+
+
+def test_vmap_over_learning_rate(small_config, train_single):
+    learning_rates = jnp.array([1e-4, 1e-3, 1e-2])
+    configs = small_config.replace(learning_rate=learning_rates)
+    # The in_axes tree mirrors the config: only learning_rate is batched.
+    in_axes = jax.tree_util.tree_map(lambda _: None, small_config).replace(learning_rate=0)
+    states, _ = jax.jit(jax.vmap(rejax_ppo.train, in_axes=(in_axes, None)))(configs, jax.random.PRNGKey(1))
+    single, _ = train_single(small_config.replace(learning_rate=1e-2), jax.random.PRNGKey(1))
+    for x, y in zip(jax.tree_util.tree_leaves(common.select_seed(states.params, 2)), jax.tree_util.tree_leaves(single.params)):
+        np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
+    kernels = [np.asarray(x) for x in jax.tree_util.tree_leaves(states.params)]
+    assert not np.array_equal(kernels[0][0], kernels[0][1])
+
+
+def test_api_example_from_the_issue_runs():
+    from common import get_agent
+
+    train_fn, ConfigClass = get_agent("ppo")
+    config = ConfigClass.make(env="CartPole-v1", learning_rate=0.001, **SMALL)
+    keys = jax.random.split(jax.random.PRNGKey(0), 4)
+    train_state, evaluation = jax.vmap(jax.jit(train_fn), in_axes=(None, 0))(config, keys)
+    assert evaluation["return"].shape == (4, config.num_evals + 1, config.num_eval_episodes)
+    act = rejax_ppo.make_act(config, common.select_seed(train_state, 1))
+    action = act(jnp.zeros(4), jax.random.PRNGKey(0))
+    assert action.shape == () and action.dtype == jnp.int32
+
+
+def test_custom_callback_outputs_are_stacked(small_config):
+    def my_callback(config, train_state, rng):
+        return {"step": train_state.global_step, "norm": optax_global_norm(train_state.params)}
+
+    config = small_config.replace(eval_callback=my_callback)
+    _, evaluation = jax.jit(rejax_ppo.train)(config, jax.random.PRNGKey(0))
+    steps = np.asarray(evaluation["step"])
+    assert steps.shape == (config.num_evals + 1,)
+    assert steps[0] == 0 and steps[-1] == config.total_env_steps
+
+
+def optax_global_norm(tree):
+    return jnp.sqrt(sum(jnp.sum(x**2) for x in jax.tree_util.tree_leaves(tree)))
+
+
+def test_continuous_actions_are_clipped_to_the_bounds():
+    config = Config.make("Pendulum-v1", total_timesteps=2048, eval_freq=2048, num_envs=4, num_steps=64,
+                         num_minibatches=2, num_epochs=1)
+    state, _ = jax.jit(rejax_ppo.train)(config, jax.random.PRNGKey(0))
+    state = state.replace(params=jax.tree_util.tree_map(lambda x: x * 0 + 50.0, state.params))
+    act = rejax_ppo.make_act(config, state)
+    action = act(jnp.ones(3), jax.random.PRNGKey(0))
+    assert action.shape == (1,) and float(action[0]) == 2.0
+
+
+# --- the CLI -----------------------------------------------------------------------------------------------------------
+def run_cli(*args, cwd=ROOT):
+    return subprocess.run([sys.executable, os.path.join(ROOT, "rejax_ppo.py"), *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=600)
+
+
+def test_cli_trains_and_writes_results(tmp_path):
+    out = tmp_path / "run"
+    result = run_cli("--env", "CartPole-v1", "--num-seeds", "2", "--total-timesteps", "2000", "--eval-freq", "1000",
+                     "--num-envs", "4", "--num-steps", "50", "--num-minibatches", "2", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "compiled in" in result.stdout and "final return" in result.stdout and "steps/s" in result.stdout
+    assert result.stdout.count("  step ") == 3  # one progress line per evaluation point (incl. step 0)
+    for name in ("config.json", "curves.csv", "curves.json", "summary.json", "learning_curve.png"):
+        assert (out / name).exists(), name
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["env"] == "CartPole-v1" and saved["num_envs"] == 4
+    curves = json.loads((out / "curves.json").read_text())
+    assert len(curves["eval_return"]) == 2 and curves["env_steps"] == [0, 1000, 2000]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--env", "CartPole-v2"], "did you mean"),
+        (["--num-seeds", "0"], "--num-seeds must be at least 1"),
+        (["--num-minibatches", "7"], "must divide"),
+        (["--out", "/proc/not-writable"], "Cannot write results"),
+    ],
+)
+def test_cli_bad_input_is_one_line_without_traceback(args, message):
+    result = run_cli(*args)
+    assert result.returncode == 2
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_cli_help_documents_every_config_field():
+    result = run_cli("--help")
+    assert result.returncode == 0
+    for flag in ("--learning-rate", "--num-minibatches", "--clip-eps", "--normalize-observations", "--num-seeds",
+                 "--track", "--out", "--hidden-layer-sizes"):
+        assert flag in result.stdout
+    assert "Discount factor" in result.stdout
+
+
+# --- learning ----------------------------------------------------------------------------------------------------------
+def final_returns(config, num_seeds, seed=0):
+    keys = jax.random.split(jax.random.PRNGKey(seed), num_seeds)
+    _, evaluation = jax.jit(jax.vmap(rejax_ppo.train, in_axes=(None, 0)))(config, keys)
+    return np.asarray(evaluation["return"])[:, -1].mean(-1)
+
+
+def test_ppo_learns_cartpole():
+    config = Config.make("CartPole-v1")
+    assert config.total_env_steps <= 100_000
+    returns = final_returns(config, num_seeds=8)
+    print("CartPole-v1 final returns per seed:", returns.round(1))
+    assert returns.mean() >= 475 and returns.min() >= 400
+
+
+def test_ppo_learns_pendulum():
+    config = Config.make("Pendulum-v1")
+    assert config.total_env_steps <= 1_000_000
+    returns = final_returns(config, num_seeds=4)
+    print("Pendulum-v1 final returns per seed:", returns.round(1))
+    assert returns.mean() >= -250
