@@ -1,0 +1,191 @@
+"""TD3 tests: config checks, the clipped double-Q target, the policy delay, determinism, vmap equivalence,
+the standalone file, and learning on Pendulum-v1."""
+
+import os
+import shutil
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import rejax_td3
+from rejax_td3 import TD3, Config
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SMALL = dict(total_timesteps=600, learning_starts=120, eval_freq=240, num_envs=2, policy_delay=3, gradient_steps=2,
+             batch_size=16, buffer_size=400, hidden_layer_sizes=(16, 16), num_eval_episodes=2,
+             normalize_observations=True)
+
+
+@pytest.fixture(scope="module")
+def small():
+    """A tiny Pendulum config with its jitted single-seed and vmapped train functions (compiled once)."""
+    config = Config.make("Pendulum-v1", **SMALL)
+    single = jax.jit(rejax_td3.train)
+    vmapped = jax.jit(jax.vmap(rejax_td3.train, in_axes=(None, 0)))
+    return config, single, vmapped
+
+
+def adam_count(opt_state):
+    return int(optax.tree_utils.tree_get(opt_state, "count"))
+
+
+# --- config checks ---------------------------------------------------------------------------------------------------
+def test_discrete_env_is_rejected_with_one_sentence():
+    with pytest.raises(ValueError) as error:
+        Config.make("CartPole-v1")
+    message = str(error.value)
+    assert "TD3" in message and "PPO, DQN, SAC" in message and message.count(". ") == 0
+
+
+@pytest.mark.parametrize("overrides, name", [
+    (dict(exploration_noise=-0.1), "exploration_noise"),
+    (dict(target_noise=-0.2), "target_noise"),
+    (dict(policy_delay=0), "policy_delay"),
+    (dict(batch_size=512, buffer_size=256), "batch_size"),
+    (dict(tau=1.5), "tau"),
+    (dict(learning_starts=5_000, total_timesteps=1_000), "learning_starts"),
+    (dict(polyak=0.95), "polyak"),
+])
+def test_bad_values_are_rejected(overrides, name):
+    with pytest.raises(ValueError, match=name):
+        Config.make("Pendulum-v1", **overrides)
+
+
+def test_tuned_pendulum_budget_and_sizes():
+    config = Config.make("Pendulum-v1")
+    assert config.total_env_steps <= 20_000
+    assert config.total_env_steps == (config.warmup_iterations + config.num_evals * config.iterations_per_eval) * 8
+
+
+# --- the clipped double-Q target with target policy smoothing --------------------------------------------------------
+def test_target_policy_smoothing_and_clipped_double_q_by_hand():
+    config = Config.make("Pendulum-v1", gamma=0.9, target_noise=0.2, target_noise_clip=0.5)
+    next_action = jnp.array([[0.9], [-0.3], [0.0]])
+    noise = jnp.array([[1.0], [-5.0], [3.0]])  # scaled: 0.2, -1.0 -> clipped -0.5, 0.6 -> clipped 0.5
+    smoothed = TD3.target_action(config, next_action, noise)
+    np.testing.assert_allclose(smoothed, [[1.0], [-0.8], [0.5]], atol=1e-6)  # 1.1 clipped to the bound 1
+
+    reward, terminated = jnp.array([1.0, -2.0, 0.5]), jnp.array([0.0, 0.0, 1.0])
+    next_q = jnp.array([[3.0, 5.0, 7.0], [4.0, 2.0, 9.0]])  # min over critics: 3, 2, 7
+    target = TD3.td_target(config, reward, terminated, next_q)
+    np.testing.assert_allclose(target, [1.0 + 0.9 * 3.0, -2.0 + 0.9 * 2.0, 0.5], atol=1e-6)
+
+
+def test_critic_target_uses_target_networks_and_min_of_twins(small):
+    config = small[0]
+    ts = TD3.init(config, jax.random.PRNGKey(1))
+    ts = ts.replace(actor_target_params=jax.tree_util.tree_map(lambda p: p + 0.1, ts.actor_params))
+    rng = jax.random.split(jax.random.PRNGKey(2), 4)
+    batch = rejax_td3.Transition(obs=jax.random.normal(rng[0], (5, 3)), action=jnp.zeros((5, 1)),
+                                 reward=jax.random.normal(rng[1], (5,)), terminated=jnp.array([0., 1., 0., 0., 1.]),
+                                 next_obs=jax.random.normal(rng[2], (5, 3)))
+    noise = jax.random.normal(rng[3], (5, 1))
+    next_action = jnp.tanh(rejax_td3.MLP((16, 16), "relu", 1).apply(
+        {"params": ts.actor_target_params["params"]["MLP_0"]}, batch.next_obs))
+    smoothed = jnp.clip(next_action + jnp.clip(config.target_noise * noise, -0.5, 0.5), -1, 1)
+    critic = rejax_td3.Critic((16, 16), "relu")
+    q = [critic.apply(jax.tree_util.tree_map(lambda p: p[i], ts.critic_target_params), batch.next_obs, smoothed)
+         for i in range(2)]
+    expected = batch.reward + config.gamma * (1 - batch.terminated) * jnp.minimum(q[0], q[1])
+    np.testing.assert_allclose(TD3.critic_target(config, ts, batch, noise), expected, rtol=1e-5, atol=1e-5)
+
+
+# --- delayed actor updates ---------------------------------------------------------------------------------------------
+def test_actor_and_targets_update_once_per_policy_delay_critic_updates(small):
+    config = small[0]
+    ts = TD3.init(config, jax.random.PRNGKey(0))
+    ts = jax.lax.fori_loop(0, config.warmup_iterations,
+                           lambda i, ts: TD3.collect(config, ts, i, random_actions=True), ts)
+    new, _ = jax.jit(lambda ts: TD3.update(config, ts, config.warmup_iterations))(ts)
+    assert adam_count(new.critic_opt_state) == config.gradient_steps * config.policy_delay == 6
+    assert adam_count(new.actor_opt_state) == config.gradient_steps == 2
+
+    # One critic update alone changes neither the actor nor the targets.
+    batch = jax.tree_util.tree_map(lambda x: x[:16], ts.buffer)._replace(terminated=jnp.zeros(16))
+    after, _ = TD3.update_critic(config, ts, batch, jnp.ones(16))
+    changed = lambda a, b: any(not np.allclose(x, y) for x, y in zip(jax.tree_util.tree_leaves(a),  # noqa: E731
+                                                                        jax.tree_util.tree_leaves(b)))
+    assert changed(after.critic_params, ts.critic_params)
+    assert not changed(after.actor_params, ts.actor_params)
+    assert not changed(after.critic_target_params, ts.critic_target_params)
+
+
+def test_whole_run_counts_updates(small):
+    config, single, _ = small
+    ts, evaluation = single(config, jax.random.PRNGKey(0))
+    main_iterations = config.num_evals * config.iterations_per_eval
+    assert adam_count(ts.actor_opt_state) == main_iterations * config.gradient_steps
+    assert adam_count(ts.critic_opt_state) == main_iterations * config.gradient_steps * config.policy_delay
+    assert int(ts.global_step) == config.total_env_steps
+    assert evaluation["return"].shape == (config.num_evals + 1, config.num_eval_episodes)
+
+
+# --- determinism and vmap -------------------------------------------------------------------------------------------
+def test_determinism(small):
+    config, single, _ = small
+    a = single(config, jax.random.PRNGKey(3))
+    b = single(config, jax.random.PRNGKey(3))
+    c = single(config, jax.random.PRNGKey(4))
+    for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)):
+        np.testing.assert_array_equal(x, y)
+    assert not np.allclose(a[0].actor_params["params"]["MLP_0"]["Dense_0"]["kernel"],
+                           c[0].actor_params["params"]["MLP_0"]["Dense_0"]["kernel"])
+
+
+def test_vmap_equivalence(small):
+    config, single, vmapped = small
+    keys = jax.random.split(jax.random.PRNGKey(5), 2)
+    batched_state, batched_eval = vmapped(config, keys)
+    for i in range(2):
+        state, evaluation = single(config, keys[i])
+        np.testing.assert_allclose(batched_eval["return"][i], evaluation["return"], rtol=1e-4, atol=1e-3)
+        for x, y in zip(jax.tree_util.tree_leaves(common_params(batched_state, i)),
+                        jax.tree_util.tree_leaves(common_params(state, None))):
+            np.testing.assert_allclose(x, y, rtol=1e-3, atol=1e-4)  # batched GEMMs round differently
+
+
+def common_params(state, i):
+    params = (state.actor_params, state.critic_params, state.buffer)
+    return params if i is None else jax.tree_util.tree_map(lambda x: x[i], params)
+
+
+# --- the file alone -------------------------------------------------------------------------------------------------
+def test_standalone_file_runs_cli_and_api(tmp_path):
+    for name in ("rejax_td3.py", "common.py", "requirements.txt"):
+        shutil.copy(os.path.join(ROOT, name), tmp_path / name)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    flags = ["--total-timesteps", "400", "--learning-starts", "100", "--eval-freq", "200", "--num-eval-episodes", "2",
+             "--batch-size", "16", "--hidden-layer-sizes", "16", "16"]
+    cli = subprocess.run([sys.executable, "rejax_td3.py", "--env", "Pendulum-v1", "--num-seeds", "2", "--out", "run",
+                          *flags], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert cli.returncode == 0, cli.stderr[-3000:]
+    assert "final return" in cli.stdout
+    for name in ("config.json", "curves.csv", "summary.json", "learning_curve.png"):
+        assert (tmp_path / "run" / name).exists()
+    api = ("import jax, rejax_td3; "
+           "c = rejax_td3.Config.make('Pendulum-v1', total_timesteps=400, learning_starts=100, eval_freq=200, "
+           "num_eval_episodes=2, batch_size=16, hidden_layer_sizes=(16, 16)); "
+           "ts, ev = rejax_td3.train(c, jax.random.PRNGKey(0)); "
+           "act = rejax_td3.make_act(c, ts); print('api ok', ev['return'].shape, act(ts.obs[0], None).shape)")
+    out = subprocess.run([sys.executable, "-c", api], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "api ok" in out.stdout and not (tmp_path / "rejax_ddpg.py").exists()
+
+
+# --- learning ---------------------------------------------------------------------------------------------------------
+def test_learns_pendulum():
+    """Tuned defaults, 4 vmapped seeds, at most 20,000 env steps per seed."""
+    config = Config.make("Pendulum-v1")
+    assert config.total_env_steps <= 20_000
+    keys = jax.random.split(jax.random.PRNGKey(0), 4)
+    _, evaluation = jax.jit(jax.vmap(rejax_td3.train, in_axes=(None, 0)))(config, keys)
+    final = np.asarray(evaluation["return"])[:, -1].mean(-1)
+    print("TD3 Pendulum-v1 final returns per seed:", final)
+    assert final.mean() >= -200, final
+    assert final.min() >= -300, final
