@@ -16,7 +16,7 @@ import rejax_td3
 from rejax_td3 import TD3, Config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SMALL = dict(total_timesteps=600, learning_starts=120, eval_freq=240, num_envs=2, policy_delay=3, gradient_steps=2,
+SMALL = dict(total_timesteps=240, learning_starts=120, eval_freq=60, num_envs=2, policy_delay=3, gradient_steps=2,
              batch_size=16, buffer_size=400, hidden_layer_sizes=(16, 16), num_eval_episodes=2,
              normalize_observations=True)
 
@@ -143,10 +143,10 @@ def test_vmap_equivalence(small):
     batched_state, batched_eval = vmapped(config, keys)
     for i in range(2):
         state, evaluation = single(config, keys[i])
-        np.testing.assert_allclose(batched_eval["return"][i], evaluation["return"], rtol=1e-4, atol=1e-3)
+        np.testing.assert_allclose(batched_eval["return"][i], evaluation["return"], rtol=1e-3)
         for x, y in zip(jax.tree_util.tree_leaves(common_params(batched_state, i)),
                         jax.tree_util.tree_leaves(common_params(state, None))):
-            np.testing.assert_allclose(x, y, rtol=1e-3, atol=1e-4)  # batched GEMMs round differently
+            np.testing.assert_allclose(x, y, rtol=1e-3, atol=1e-4)  # batched GEMMs round differently (~1e-7)
 
 
 def common_params(state, i):

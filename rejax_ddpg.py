@@ -1,0 +1,433 @@
+"""DDPG: Deep Deterministic Policy Gradient, for continuous actions.
+
+Lillicrap et al. 2016, "Continuous control with deep reinforcement learning" (Algorithm 1): a deterministic actor
+mu(s) trained with the deterministic policy gradient grad_a Q(s, a) grad_theta mu(s) (eq. 6; Silver et al. 2014), one
+critic trained toward y = r + gamma * Q'(s', mu'(s')) (eq. 5), target networks that track the online ones by Polyak
+averaging (theta' <- tau theta + (1 - tau) theta'), a replay buffer, and exploration noise added to mu(s).
+
+Notable choices:
+- Inside the agent actions live in [-1, 1]: the actor ends in tanh, and the buffer, the critic and the noise use that
+  scale. Only the env sees them rescaled to its bounds [low, high], so exploration_noise is a fraction of the
+  half-range of the action space, whatever its units. The noise is Gaussian and uncorrelated in time (the paper used
+  an Ornstein-Uhlenbeck process; Fujimoto et al. 2018 found no benefit from it).
+- Time-limit truncation is not termination: the buffer stores the observation the action led to (final_obs) and the
+  `terminated` flag, so a truncated step still bootstraps.
+- One iteration: one vector env step (num_envs transitions), then gradient_steps updates, each of the critic, the
+  actor (on the same minibatch, through the freshly updated critic) and both target networks.
+- learning_starts: a separate warm-up loop before the main one acts uniformly at random and makes no update, so no
+  branch on the step count is needed (under vmap a per-seed branch would compute both sides).
+- The buffer's write position and fill level come from the loop counter, which is the same for every seed: under
+  vmap they stay scalars, so writes stay in-place slice updates.
+- Observation normalisation (optional): the buffer keeps raw observations; minibatches are normalised with the
+  running statistics at the time they are sampled.
+
+Run: python rejax_ddpg.py --env Pendulum-v1 --num-seeds 4
+"""
+
+from typing import Any, Callable, NamedTuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import struct
+
+import common
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Config
+# ---------------------------------------------------------------------------------------------------------------------
+TUNED = {
+    # 0.5 critic updates per env step (4 envs x 2 gradient steps) on a small network: solved in about 10k steps.
+    "Pendulum-v1": dict(num_envs=4, gradient_steps=2, batch_size=128, hidden_layer_sizes=(64, 64), learning_rate=2e-3,
+                        tau=0.02, learning_starts=2_000, total_timesteps=20_000, eval_freq=2_000,
+                        num_eval_episodes=16),
+    "MountainCarContinuous-v0": dict(),
+}
+
+
+@struct.dataclass
+class Config:
+    env: Any = struct.field(pytree_node=False)
+    """The gymnax environment (made from a name by `Config.make`)."""
+    env_params: Any
+    """The environment's parameters (a pytree)."""
+
+    # --- budget and evaluation (static)
+    total_timesteps: int = struct.field(pytree_node=False, default=100_000)
+    """Environment steps per seed (random warm-up included), rounded up to whole iterations."""
+    eval_freq: int = struct.field(pytree_node=False, default=5_000)
+    """Environment steps between evaluation points (each one calls eval_callback)."""
+    num_eval_episodes: int = struct.field(pytree_node=False, default=8)
+    """Deterministic episodes the default callback plays at each evaluation point."""
+    eval_callback: Callable = struct.field(pytree_node=False, default=None)
+    """callback(config, train_state, rng) -> pytree, run at every evaluation point; None means DDPG.eval_callback."""
+
+    # --- shapes and schedule (static)
+    num_envs: int = struct.field(pytree_node=False, default=1)
+    """Parallel environments."""
+    buffer_size: int = struct.field(pytree_node=False, default=100_000)
+    """Replay buffer capacity in transitions (oldest overwritten first)."""
+    batch_size: int = struct.field(pytree_node=False, default=256)
+    """Transitions per minibatch."""
+    learning_starts: int = struct.field(pytree_node=False, default=5_000)
+    """Environment steps per seed of uniformly random actions, with no updates, before learning starts."""
+    gradient_steps: int = struct.field(pytree_node=False, default=1)
+    """Updates (critic, actor, targets) per vector env step of num_envs transitions."""
+    hidden_layer_sizes: tuple[int, ...] = struct.field(pytree_node=False, default=(256, 256))
+    """Widths of the hidden layers of the actor and of the critic."""
+    activation: str = struct.field(pytree_node=False, default="relu")
+    """Hidden activation: relu, swish or tanh."""
+    normalize_observations: bool = struct.field(pytree_node=False, default=False)
+    """Normalise observations with a running mean and variance shared by all envs."""
+
+    # --- hyperparameters (pytree leaves: vmappable)
+    learning_rate: float = 3e-4
+    """Adam step size of the actor and the critic."""
+    gamma: float = 0.99
+    """Discount factor."""
+    tau: float = 0.005
+    """Polyak step: the fraction by which the target networks move toward the online ones per update."""
+    exploration_noise: float = 0.1
+    """Std of the Gaussian action noise while collecting, as a fraction of the action half-range."""
+    max_grad_norm: float = 10.0
+    """Gradients are rescaled to at most this global norm."""
+
+    @classmethod
+    def make(cls, env="Pendulum-v1", env_params=None, **overrides) -> "Config":
+        """Build and validate a config: class defaults < tuned values for this env < `overrides`."""
+        env, env_params = common.resolve_env(env, env_params)
+        common.check_action_space("ddpg", env, env_params)
+        values = common.apply_overrides(cls, env, TUNED.get(common.env_name(env), {}), overrides, {})
+        config = cls(env=env, env_params=env_params, **values)
+        config.validate()
+        return config
+
+    def validate(self):
+        common.check_positive(total_timesteps=self.total_timesteps, eval_freq=self.eval_freq,
+                              num_eval_episodes=self.num_eval_episodes, num_envs=self.num_envs,
+                              buffer_size=self.buffer_size, batch_size=self.batch_size,
+                              gradient_steps=self.gradient_steps, learning_rate=self.learning_rate,
+                              max_grad_norm=self.max_grad_norm)
+        common.check_non_negative(learning_starts=self.learning_starts, exploration_noise=self.exploration_noise)
+        common.check_unit_interval(gamma=self.gamma, tau=self.tau)
+        common.check_callback(self.eval_callback)
+        if self.learning_starts >= self.total_timesteps:
+            raise ValueError(f"learning_starts ({self.learning_starts}) must be below total_timesteps "
+                             f"({self.total_timesteps}), or no update is ever made; lower it.")
+        if self.batch_size > self.buffer_size:
+            raise ValueError(f"batch_size ({self.batch_size}) must not exceed buffer_size ({self.buffer_size}); "
+                             f"lower batch_size or raise buffer_size.")
+        if not self.hidden_layer_sizes or min(self.hidden_layer_sizes) < 1:
+            raise ValueError(f"hidden_layer_sizes must be positive widths, got {self.hidden_layer_sizes!r}.")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}.")
+
+    # Derived sizes.
+    @property
+    def steps_per_iteration(self) -> int:
+        return self.num_envs
+
+    @property
+    def warmup_iterations(self) -> int:
+        """Iterations of random actions without updates (learning_starts rounded up)."""
+        return -(-self.learning_starts // self.steps_per_iteration)
+
+    @property
+    def iterations_per_eval(self) -> int:
+        return max(1, self.eval_freq // self.steps_per_iteration)
+
+    @property
+    def num_evals(self) -> int:
+        """Evaluation points after the first; they cover the steps after the warm-up."""
+        iterations = -(-self.total_timesteps // self.steps_per_iteration) - self.warmup_iterations
+        return max(1, -(-iterations // self.iterations_per_eval))
+
+    @property
+    def total_env_steps(self) -> int:
+        """Environment steps per seed actually taken, warm-up included (total_timesteps rounded up)."""
+        return (self.warmup_iterations + self.num_evals * self.iterations_per_eval) * self.steps_per_iteration
+
+    @property
+    def buffer_rows(self) -> int:
+        """The buffer holds buffer_rows blocks of num_envs transitions (one block per vector env step)."""
+        return -(-self.buffer_size // self.num_envs)
+
+    @property
+    def action_dim(self) -> int:
+        return int(np.prod(self.env.action_space(self.env_params).shape))
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Networks
+# ---------------------------------------------------------------------------------------------------------------------
+ACTIVATIONS = {"relu": nn.relu, "swish": nn.swish, "tanh": nn.tanh}
+
+
+class MLP(nn.Module):
+    hidden_layer_sizes: tuple
+    activation: str
+    out_features: int
+
+    @nn.compact
+    def __call__(self, x):
+        for width in self.hidden_layer_sizes:
+            x = ACTIVATIONS[self.activation](nn.Dense(width)(x))
+        return nn.Dense(self.out_features)(x)
+
+
+class Actor(nn.Module):
+    """Deterministic policy pi(s) in [-1, 1]^action_dim (tanh output)."""
+
+    action_dim: int
+    hidden_layer_sizes: tuple
+    activation: str
+
+    @nn.compact
+    def __call__(self, obs):
+        return jnp.tanh(MLP(self.hidden_layer_sizes, self.activation, self.action_dim)(obs))
+
+
+class Critic(nn.Module):
+    """Q(s, a) for actions in [-1, 1]."""
+
+    hidden_layer_sizes: tuple
+    activation: str
+
+    @nn.compact
+    def __call__(self, obs, action):
+        return MLP(self.hidden_layer_sizes, self.activation, 1)(jnp.concatenate([obs, action], -1)).squeeze(-1)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Data containers
+# ---------------------------------------------------------------------------------------------------------------------
+class Transition(NamedTuple):  # each field [..., feature dims]
+    obs: jax.Array  # raw observation the action was taken in
+    action: jax.Array  # in [-1, 1]
+    reward: jax.Array
+    terminated: jax.Array  # true terminal state: no bootstrap (a truncation is not one)
+    next_obs: jax.Array  # raw observation the action led to (final_obs, before any reset)
+
+
+@struct.dataclass
+class TrainState:
+    rng: jax.Array
+    global_step: jax.Array  # env steps per seed so far
+    actor_params: Any
+    critic_params: Any
+    actor_target_params: Any
+    critic_target_params: Any
+    actor_opt_state: Any
+    critic_opt_state: Any
+    env_state: Any  # [num_envs, ...]
+    obs: jax.Array  # [num_envs, ...] current raw observation
+    buffer: Transition  # [buffer_rows * num_envs, ...] ring, written one block of num_envs at a time
+    obs_stats: common.RunningMeanStd
+    episode_stats: common.EpisodeStats
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The algorithm
+# ---------------------------------------------------------------------------------------------------------------------
+class DDPG:
+    @classmethod
+    def actor(cls, config):
+        return Actor(config.action_dim, config.hidden_layer_sizes, config.activation)
+
+    @classmethod
+    def critic(cls, config):
+        return Critic(config.hidden_layer_sizes, config.activation)
+
+    @classmethod
+    def optimizer(cls, config):
+        return optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.adam(config.learning_rate))
+
+    @classmethod
+    def init(cls, config, rng) -> TrainState:
+        rng, rng_actor, rng_critic, rng_env = jax.random.split(rng, 4)
+        obs, env_state = common.reset_envs(config.env, config.env_params, rng_env, config.num_envs)
+        action = jnp.zeros((config.num_envs, config.action_dim))
+        actor_params = cls.actor(config).init(rng_actor, obs)
+        critic_params = cls.critic(config).init(rng_critic, obs, action)
+        capacity = config.buffer_rows * config.num_envs
+        example = Transition(obs[0], action[0], jnp.zeros(()), jnp.zeros((), bool), obs[0])
+        buffer = jax.tree_util.tree_map(lambda x: jnp.zeros((capacity,) + x.shape, x.dtype), example)
+        optimizer = cls.optimizer(config)
+        return TrainState(
+            rng=rng, global_step=jnp.array(0, jnp.int32), actor_params=actor_params, critic_params=critic_params,
+            actor_target_params=actor_params, critic_target_params=critic_params,
+            actor_opt_state=optimizer.init(actor_params), critic_opt_state=optimizer.init(critic_params),
+            env_state=env_state, obs=obs, buffer=buffer,
+            obs_stats=common.RunningMeanStd.create(obs.shape[1:]),
+            episode_stats=common.EpisodeStats.create(config.num_envs),
+        )
+
+    @classmethod
+    def normalize(cls, config, obs_stats, obs):
+        return obs_stats.normalize(obs) if config.normalize_observations else obs
+
+    @classmethod
+    def scale_action(cls, config, action):
+        """Map an action from [-1, 1] to the env's bounds [low, high]."""
+        space = config.env.action_space(config.env_params)
+        low, high = jnp.asarray(space.low, jnp.float32), jnp.asarray(space.high, jnp.float32)
+        return low + 0.5 * (action + 1.0) * (high - low)
+
+    @classmethod
+    def make_act(cls, config, train_state, deterministic: bool = True):
+        """A policy `act(obs, rng) -> action` (in the env's bounds) for one observation, e.g. for evaluation."""
+        actor = cls.actor(config)
+
+        def act(obs, rng):
+            action = actor.apply(train_state.actor_params, cls.normalize(config, train_state.obs_stats, obs))
+            if not deterministic:
+                noise = config.exploration_noise * jax.random.normal(rng, action.shape)
+                action = jnp.clip(action + noise, -1.0, 1.0)
+            return cls.scale_action(config, action)
+
+        return act
+
+    @classmethod
+    def collect(cls, config, train_state, iteration, random_actions: bool = False):
+        """Take one vector env step, with mu(s) + Gaussian noise (or uniform random actions during the warm-up), and
+        write its block of num_envs transitions into the buffer. `iteration` counts iterations from the start (warm-up
+        included) and is the same for every seed."""
+        ts = train_state
+        rng, rng_noise, rng_step = jax.random.split(ts.rng, 3)
+        shape = (config.num_envs, config.action_dim)
+        if random_actions:
+            action = jax.random.uniform(rng_noise, shape, minval=-1.0, maxval=1.0)
+        else:
+            action = cls.actor(config).apply(ts.actor_params, cls.normalize(config, ts.obs_stats, ts.obs))
+            action = jnp.clip(action + config.exploration_noise * jax.random.normal(rng_noise, shape), -1.0, 1.0)
+        next_obs, env_state, reward, terminated, truncated, final_obs = common.step_envs(
+            config.env, config.env_params, rng_step, ts.env_state, cls.scale_action(config, action)
+        )
+        # WRITE one block of num_envs transitions; the position depends only on the step count.
+        start = (iteration % config.buffer_rows) * config.num_envs
+        block = Transition(ts.obs, action, reward, terminated, final_obs)
+        buffer = jax.tree_util.tree_map(
+            lambda buf, x: jax.lax.dynamic_update_slice_in_dim(buf, x.astype(buf.dtype), start, 0), ts.buffer, block
+        )
+        obs_stats = ts.obs_stats.update(ts.obs) if config.normalize_observations else ts.obs_stats
+        return ts.replace(rng=rng, env_state=env_state, obs=next_obs, buffer=buffer, obs_stats=obs_stats,
+                          global_step=ts.global_step + config.num_envs,
+                          episode_stats=ts.episode_stats.update(reward, terminated | truncated))
+
+    @classmethod
+    def td_target(cls, config, reward, terminated, next_q):
+        """DDPG paper eq. 5: r + gamma * (1 - terminated) * Q'(s', mu'(s'))."""
+        return reward + config.gamma * (1.0 - terminated) * next_q
+
+    @classmethod
+    def critic_target(cls, config, train_state, batch: Transition):
+        """TD targets for a batch (any leading axes) from the target networks."""
+        next_action = cls.actor(config).apply(train_state.actor_target_params, batch.next_obs)
+        next_q = cls.critic(config).apply(train_state.critic_target_params, batch.next_obs, next_action)
+        return cls.td_target(config, batch.reward, batch.terminated, next_q)
+
+    @classmethod
+    def critic_loss(cls, config, critic_params, batch: Transition, target):
+        """Mean squared TD error (DDPG paper eq. 4 with the target of eq. 5); returns (loss, metrics)."""
+        q = cls.critic(config).apply(critic_params, batch.obs, batch.action)  # [batch_size]
+        loss = jnp.mean((q - target) ** 2)
+        return loss, {"qf1_loss": loss, "qf1_values": q.mean()}
+
+    @classmethod
+    def actor_loss(cls, config, actor_params, critic_params, obs):
+        """Deterministic policy gradient (DDPG paper eq. 6): minimise -mean Q(s, mu(s)); returns (loss, metrics)."""
+        action = cls.actor(config).apply(actor_params, obs)
+        loss = -cls.critic(config).apply(critic_params, obs, action).mean()
+        return loss, {"actor_loss": loss}
+
+    @classmethod
+    def update_critic(cls, config, train_state, batch: Transition):
+        target = cls.critic_target(config, train_state, batch)
+        grads, metrics = jax.grad(cls.critic_loss, argnums=1, has_aux=True)(
+            config, train_state.critic_params, batch, target
+        )
+        updates, opt_state = cls.optimizer(config).update(grads, train_state.critic_opt_state)
+        params = optax.apply_updates(train_state.critic_params, updates)
+        return train_state.replace(critic_params=params, critic_opt_state=opt_state), metrics
+
+    @classmethod
+    def update_actor_and_targets(cls, config, train_state, obs):
+        grads, metrics = jax.grad(cls.actor_loss, argnums=1, has_aux=True)(
+            config, train_state.actor_params, train_state.critic_params, obs
+        )
+        updates, opt_state = cls.optimizer(config).update(grads, train_state.actor_opt_state)
+        actor_params = optax.apply_updates(train_state.actor_params, updates)
+        polyak = lambda online, target: target + config.tau * (online - target)  # noqa: E731
+        return train_state.replace(
+            actor_params=actor_params, actor_opt_state=opt_state,
+            actor_target_params=jax.tree_util.tree_map(polyak, actor_params, train_state.actor_target_params),
+            critic_target_params=jax.tree_util.tree_map(polyak, train_state.critic_params,
+                                                        train_state.critic_target_params),
+        ), metrics
+
+    @classmethod
+    def update(cls, config, train_state, iteration):
+        """gradient_steps updates, each of the critic, then the actor, then both target networks."""
+        # SAMPLE every minibatch of this iteration at once, uniformly among the transitions written so far
+        # (modulo of 32 random bits: the bias, below size / 2**32, is negligible).
+        rng, rng_index = jax.random.split(train_state.rng)
+        num_written = jnp.minimum(iteration + 1, config.buffer_rows) * config.num_envs
+        shape = (config.gradient_steps, config.batch_size)
+        index = jax.random.bits(rng_index, shape, jnp.uint32) % num_written.astype(jnp.uint32)
+        batches = jax.tree_util.tree_map(lambda x: x[index], train_state.buffer)  # [G, B, ...]
+        batches = batches._replace(obs=cls.normalize(config, train_state.obs_stats, batches.obs),
+                                   next_obs=cls.normalize(config, train_state.obs_stats, batches.next_obs),
+                                   terminated=batches.terminated.astype(jnp.float32))
+
+        def gradient_step(ts, batch):
+            ts, critic_metrics = cls.update_critic(config, ts, batch)
+            ts, actor_metrics = cls.update_actor_and_targets(config, ts, batch.obs)
+            return ts, {**critic_metrics, **actor_metrics}
+
+        train_state, metrics = jax.lax.scan(gradient_step, train_state.replace(rng=rng), batches)
+        return train_state, jax.tree_util.tree_map(jnp.mean, metrics)
+
+    @classmethod
+    def train_iteration(cls, config, train_state, iteration):
+        """COLLECT one vector step, then UPDATE. `iteration` is the loop counter (warm-up included)."""
+        train_state = cls.collect(config, train_state, iteration)
+        return cls.update(config, train_state, iteration)[0]
+
+    @classmethod
+    def eval_callback(cls, config, train_state, rng):
+        """Default callback: deterministic evaluation episodes plus the latest training-episode returns."""
+        return common.evaluate_policy(cls.make_act(config, train_state), config, train_state, rng)
+
+    @classmethod
+    def train(cls, config, rng):
+        """Train one agent: returns (train_state, evaluation), evaluation stacked over num_evals + 1 points
+        (the first after the random warm-up, before any update). Pure and jittable; vmap it over `rng` or over config leaves."""
+        rng, rng_eval = jax.random.split(rng)
+        callback = config.eval_callback if config.eval_callback is not None else cls.eval_callback
+
+        def evaluate(ts):
+            return callback(config, ts, jax.random.fold_in(rng_eval, ts.global_step))
+
+        def eval_interval(ts, eval_index):
+            first_iteration = config.warmup_iterations + eval_index * config.iterations_per_eval
+            iterations = first_iteration + jnp.arange(config.iterations_per_eval)
+            ts, _ = jax.lax.scan(lambda ts, i: (cls.train_iteration(config, ts, i), None), ts, iterations)
+            return ts, evaluate(ts)
+
+        # WARM UP: learning_starts steps of uniformly random actions, no updates (the same for every seed).
+        warm_up = lambda ts, i: (cls.collect(config, ts, i, random_actions=True), None)  # noqa: E731
+        train_state, _ = jax.lax.scan(warm_up, cls.init(config, rng), jnp.arange(config.warmup_iterations))
+        first = evaluate(train_state)
+        train_state, rest = jax.lax.scan(eval_interval, train_state, jnp.arange(config.num_evals))
+        evaluation = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a[None], b]), first, rest)
+        return train_state, evaluation
+
+
+train = DDPG.train
+make_act = DDPG.make_act
+
+if __name__ == "__main__":
+    common.cli("ddpg", Config, train, DDPG.eval_callback, description=__doc__)

@@ -1,0 +1,158 @@
+"""DDPG tests: config checks, the TD target, one update per gradient step, determinism, vmap equivalence,
+the standalone file, and learning on Pendulum-v1."""
+
+import os
+import shutil
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import rejax_ddpg
+from rejax_ddpg import DDPG, Config
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SMALL = dict(total_timesteps=240, learning_starts=120, eval_freq=60, num_envs=2, gradient_steps=2, batch_size=16,
+             buffer_size=400, hidden_layer_sizes=(16, 16), num_eval_episodes=2, normalize_observations=True)
+
+
+@pytest.fixture(scope="module")
+def small():
+    """A tiny Pendulum config with its jitted single-seed and vmapped train functions (compiled once)."""
+    config = Config.make("Pendulum-v1", **SMALL)
+    single = jax.jit(rejax_ddpg.train)
+    vmapped = jax.jit(jax.vmap(rejax_ddpg.train, in_axes=(None, 0)))
+    return config, single, vmapped
+
+
+def adam_count(opt_state):
+    return int(optax.tree_utils.tree_get(opt_state, "count"))
+
+
+# --- config checks ---------------------------------------------------------------------------------------------------
+def test_discrete_env_is_rejected_with_one_sentence():
+    with pytest.raises(ValueError) as error:
+        Config.make("CartPole-v1")
+    message = str(error.value)
+    assert "DDPG" in message and "PPO, DQN, SAC" in message and message.count(". ") == 0
+
+
+@pytest.mark.parametrize("overrides, name", [
+    (dict(exploration_noise=-0.1), "exploration_noise"),
+    (dict(batch_size=512, buffer_size=256), "batch_size"),
+    (dict(tau=1.5), "tau"),
+    (dict(gradient_steps=0), "gradient_steps"),
+    (dict(learning_starts=5_000, total_timesteps=1_000), "learning_starts"),
+    (dict(policy_delay=2), "policy_delay"),
+])
+def test_bad_values_are_rejected(overrides, name):
+    with pytest.raises(ValueError, match=name):
+        Config.make("Pendulum-v1", **overrides)
+
+
+def test_tuned_pendulum_budget():
+    assert Config.make("Pendulum-v1").total_env_steps <= 20_000
+
+
+# --- the TD target ---------------------------------------------------------------------------------------------------
+def test_td_target_by_hand():
+    config = Config.make("Pendulum-v1", gamma=0.9)
+    target = DDPG.td_target(config, jnp.array([1.0, -2.0, 0.5]), jnp.array([0.0, 0.0, 1.0]),
+                            jnp.array([3.0, 2.0, 7.0]))
+    np.testing.assert_allclose(target, [1.0 + 0.9 * 3.0, -2.0 + 0.9 * 2.0, 0.5], atol=1e-6)
+
+
+def test_critic_target_uses_the_target_networks(small):
+    config = small[0]
+    ts = DDPG.init(config, jax.random.PRNGKey(1))
+    ts = ts.replace(actor_target_params=jax.tree_util.tree_map(lambda p: p + 0.1, ts.actor_params))
+    rng = jax.random.split(jax.random.PRNGKey(2), 3)
+    batch = rejax_ddpg.Transition(obs=jax.random.normal(rng[0], (5, 3)), action=jnp.zeros((5, 1)),
+                                  reward=jax.random.normal(rng[1], (5,)), terminated=jnp.array([0., 1., 0., 0., 1.]),
+                                  next_obs=jax.random.normal(rng[2], (5, 3)))
+    next_action = DDPG.actor(config).apply(ts.actor_target_params, batch.next_obs)
+    assert np.all(np.abs(next_action) <= 1.0)
+    next_q = DDPG.critic(config).apply(ts.critic_target_params, batch.next_obs, next_action)
+    expected = batch.reward + config.gamma * (1 - batch.terminated) * next_q
+    np.testing.assert_allclose(DDPG.critic_target(config, ts, batch), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_actions_are_rescaled_to_the_bounds(small):
+    config = small[0]
+    np.testing.assert_allclose(DDPG.scale_action(config, jnp.array([-1.0, 0.0, 1.0])), [-2.0, 0.0, 2.0])
+
+
+# --- updates ---------------------------------------------------------------------------------------------------------
+def test_whole_run_counts_updates(small):
+    config, single, _ = small
+    ts, evaluation = single(config, jax.random.PRNGKey(0))
+    main_iterations = config.num_evals * config.iterations_per_eval
+    assert adam_count(ts.actor_opt_state) == adam_count(ts.critic_opt_state) == main_iterations * config.gradient_steps
+    assert int(ts.global_step) == config.total_env_steps
+    assert evaluation["return"].shape == (config.num_evals + 1, config.num_eval_episodes)
+
+
+# --- determinism and vmap -------------------------------------------------------------------------------------------
+def test_determinism(small):
+    config, single, _ = small
+    a = single(config, jax.random.PRNGKey(3))
+    b = single(config, jax.random.PRNGKey(3))
+    c = single(config, jax.random.PRNGKey(4))
+    for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)):
+        np.testing.assert_array_equal(x, y)
+    assert not np.allclose(a[0].actor_params["params"]["MLP_0"]["Dense_0"]["kernel"],
+                           c[0].actor_params["params"]["MLP_0"]["Dense_0"]["kernel"])
+
+
+def test_vmap_equivalence(small):
+    config, single, vmapped = small
+    keys = jax.random.split(jax.random.PRNGKey(5), 2)
+    batched_state, batched_eval = vmapped(config, keys)
+    for i in range(2):
+        state, evaluation = single(config, keys[i])
+        np.testing.assert_allclose(batched_eval["return"][i], evaluation["return"], rtol=1e-3)
+        picked = jax.tree_util.tree_map(lambda x: x[i], (batched_state.actor_params, batched_state.critic_params,
+                                                         batched_state.buffer))
+        for x, y in zip(jax.tree_util.tree_leaves(picked),
+                        jax.tree_util.tree_leaves((state.actor_params, state.critic_params, state.buffer))):
+            np.testing.assert_allclose(x, y, rtol=1e-3, atol=1e-4)  # batched GEMMs round differently (~1e-7)
+
+
+# --- the file alone -------------------------------------------------------------------------------------------------
+def test_standalone_file_runs_cli_and_api(tmp_path):
+    for name in ("rejax_ddpg.py", "common.py", "requirements.txt"):
+        shutil.copy(os.path.join(ROOT, name), tmp_path / name)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    flags = ["--total-timesteps", "400", "--learning-starts", "100", "--eval-freq", "200", "--num-eval-episodes", "2",
+             "--batch-size", "16", "--hidden-layer-sizes", "16", "16"]
+    cli = subprocess.run([sys.executable, "rejax_ddpg.py", "--env", "Pendulum-v1", "--num-seeds", "2", "--out", "run",
+                          *flags], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert cli.returncode == 0, cli.stderr[-3000:]
+    assert "final return" in cli.stdout
+    for name in ("config.json", "curves.csv", "summary.json", "learning_curve.png"):
+        assert (tmp_path / "run" / name).exists()
+    api = ("import jax, rejax_ddpg; "
+           "c = rejax_ddpg.Config.make('Pendulum-v1', total_timesteps=400, learning_starts=100, eval_freq=200, "
+           "num_eval_episodes=2, batch_size=16, hidden_layer_sizes=(16, 16)); "
+           "ts, ev = rejax_ddpg.train(c, jax.random.PRNGKey(0)); "
+           "act = rejax_ddpg.make_act(c, ts); print('api ok', ev['return'].shape, act(ts.obs[0], None).shape)")
+    out = subprocess.run([sys.executable, "-c", api], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "api ok" in out.stdout and not (tmp_path / "rejax_td3.py").exists()
+
+
+# --- learning ---------------------------------------------------------------------------------------------------------
+def test_learns_pendulum():
+    """Tuned defaults, 4 vmapped seeds, at most 20,000 env steps per seed."""
+    config = Config.make("Pendulum-v1")
+    assert config.total_env_steps <= 20_000
+    keys = jax.random.split(jax.random.PRNGKey(0), 4)
+    _, evaluation = jax.jit(jax.vmap(rejax_ddpg.train, in_axes=(None, 0)))(config, keys)
+    final = np.asarray(evaluation["return"])[:, -1].mean(-1)
+    print("DDPG Pendulum-v1 final returns per seed:", final)
+    assert final.mean() >= -250, final
