@@ -304,6 +304,9 @@ class RunArgs:
     """Folder for the run's files (default: runs/<algo>-<env>-<timestamp>/)."""
 
 
+NOT_FLAGS = ("env", "env_params", "eval_callback")  # Config fields set from --env or only from Python
+
+
 def field_docs(cls) -> dict:
     """Attribute docstrings of a dataclass, read from its source (the string literal under each field)."""
     tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
@@ -319,9 +322,8 @@ def make_args_class(config_cls):
     import tyro
 
     docs, cli_fields = field_docs(config_cls), []
-    hidden = {"env", "env_params", "eval_callback"}
     for f in dataclasses.fields(config_cls):
-        if f.name in hidden:
+        if f.name in NOT_FLAGS:
             continue
         annotation = eval(f.type, sys.modules[config_cls.__module__].__dict__) if isinstance(f.type, str) else f.type
         default = f.default if f.default is not dataclasses.MISSING else None
@@ -354,20 +356,19 @@ class Progress:
     def report(self, step, records):
         returns = np.array([records[i][0] for i in sorted(records)])
         train = np.array([records[i][1] for i in sorted(records)])
-        elapsed = time.perf_counter() - self.start[0]
-        done = step - self.start[1]
-        rate = done * self.num_seeds / elapsed if elapsed > 0 and done > 0 else float("nan")
-        eta = (self.total_steps - step) * elapsed / done if done > 0 else float("nan")
+        train_mean = np.nanmean(train) if np.isfinite(train).any() else float("nan")
+        elapsed, done = time.perf_counter() - self.start[0], step - self.start[1]
+        rate = done * self.num_seeds / elapsed if done > 0 else float("nan")
+        eta = f"{(self.total_steps - step) * elapsed / done:6.1f}s" if done > 0 else "     -"
         print(
-            f"  step {step:>10,}  {rate:>10,.0f} steps/s  return {returns.mean():9.2f} "
-            f"(min {returns.min():.2f}, max {returns.max():.2f})  train {np.nanmean(train) if np.isfinite(train).any() else float('nan'):9.2f}"
-            f"  ETA {eta:6.1f}s",
+            f"  step {step:>10,}  {rate:>9,.0f} steps/s  eval return {returns.mean():9.2f} "
+            f"(min {returns.min():.2f}, max {returns.max():.2f})  train return {train_mean:9.2f}  ETA {eta}",
             flush=True,
         )
         if self.wandb_run is not None:
             data = {f"seed_{i}/eval/episodic_return": r for i, r in enumerate(returns)}
             data.update({f"seed_{i}/charts/episodic_return": r for i, r in enumerate(train)})
-            data.update({"eval/episodic_return": returns.mean(), "charts/episodic_return": np.nanmean(train), "charts/SPS": rate})
+            data.update({"eval/episodic_return": returns.mean(), "charts/episodic_return": train_mean, "charts/SPS": rate})
             self.wandb_run.log(data, step=step)
 
 
@@ -467,7 +468,8 @@ def cli(algo: str, Config, train_fn, default_callback, description: str = ""):
 def run(algo: str, Config, train_fn, default_callback, args):
     if args.num_seeds < 1:
         raise ValueError(f"--num-seeds must be at least 1, got {args.num_seeds}.")
-    overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(Config) if getattr(args, f.name, None) is not None}
+    overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(Config)
+                 if f.name not in NOT_FLAGS and getattr(args, f.name, None) is not None}
     config = Config.make(env=args.env, **overrides)
     out = prepare_out_dir(args.out, algo, args.env)
     wandb_run = start_wandb(args.wandb_project, os.path.basename(out), config_to_dict(config)) if args.track else None

@@ -38,7 +38,7 @@ TUNED = {
                        total_timesteps=200_000, eval_freq=20_000),
     "Pendulum-v1": dict(num_envs=16, num_steps=128, num_epochs=10, num_minibatches=8, learning_rate=1e-3,
                         gamma=0.95, ent_coef=0.0, max_grad_norm=10.0, normalize_observations=True,
-                        activation="swish", total_timesteps=1_000_000, eval_freq=50_000),
+                        activation="swish", anneal_lr=True, total_timesteps=500_000, eval_freq=50_000),
 }
 
 

@@ -89,7 +89,9 @@ def train_vmapped():
 
 
 def leaves_equal(a, b):
-    return all(np.array_equal(x, y) for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)))
+    """Bit-for-bit equality of two pytrees (NaNs in the same places count as equal)."""
+    x, y = (np.concatenate([np.ravel(np.asarray(leaf, np.float64)) for leaf in jax.tree_util.tree_leaves(t)]) for t in (a, b))
+    return x.shape == y.shape and np.array_equal(x, y, equal_nan=True)
 
 
 def test_same_seed_same_result(small_config, train_single):

@@ -1,0 +1,132 @@
+"""PPO speed, side by side with PyPI rejax 0.1.3, in one process and with identical hyperparameters.
+
+Both sides train CartPole-v1 with rejax's tuned config (5 envs x 100 steps, 5 epochs x 5 minibatches, lr 7.5e-4,
+100,000 steps), for 1 and 16 vmapped seeds, in two modes:
+  train-only : the evaluation callback returns a constant, so only training is timed;
+  default-eval: each library's own default evaluation (rejax: 128 episodes every 1,000 steps;
+                ours: 8 deterministic episodes every 10,000 steps plus the free training-episode returns).
+Runs alternate between the libraries; each cell is the median of --repeats runs. Compile time is lower + compile.
+
+Setup (rejax is benchmark-only, never in requirements.txt):  pip install rejax==0.1.3 --no-deps
+Run:                                                          python benchmarks/bench_ppo.py [--repeats 3]
+"""
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+import common  # noqa: E402  (sets the XLA:CPU flag before the backend starts)
+import rejax_ppo  # noqa: E402
+
+REJAX_CARTPOLE = dict(
+    agent_kwargs=dict(activation="tanh"), num_envs=5, num_steps=100, num_epochs=5, num_minibatches=5,
+    learning_rate=0.00075, max_grad_norm=0.5, total_timesteps=100_000, eval_freq=1000, gamma=0.99, gae_lambda=0.95,
+    clip_eps=0.2, ent_coef=0.01, vf_coef=0.5,
+)
+OURS_CARTPOLE = dict(
+    activation="tanh", num_envs=5, num_steps=100, num_epochs=5, num_minibatches=5, learning_rate=0.00075,
+    max_grad_norm=0.5, total_timesteps=100_000, gamma=0.99, gae_lambda=0.95, clip_eps=0.2, ent_coef=0.01, vf_coef=0.5,
+    anneal_lr=False, normalize_observations=False,
+)
+
+
+def make_adapter_env(name):
+    """gymnax 1.0.1's step returns 6 values; rejax 0.1.3 unpacks 5. Present `done = terminated | truncated`."""
+    import gymnax
+
+    env, params = gymnax.make(name)
+    base = type(env)
+
+    class FiveTupleEnv(base):
+        def step(self, key, state, action, params=None):
+            obs, state, reward, terminated, truncated, info = base.step(self, key, state, action, params)
+            return obs, state, reward, jnp.logical_or(terminated, truncated), info
+
+    adapter = FiveTupleEnv.__new__(FiveTupleEnv)
+    adapter.__dict__.update(env.__dict__)
+    return adapter, params
+
+
+def rejax_setup(train_only: bool):
+    import rejax
+
+    env, params = make_adapter_env("CartPole-v1")
+    algo = rejax.PPO.create(env=env, env_params=params, **REJAX_CARTPOLE)
+    if train_only:
+        algo = algo.replace(eval_callback=lambda algo, ts, rng: jnp.zeros(()))
+
+    def final_return(evaluation):
+        return np.asarray(evaluation[1])[..., -1, :].mean(-1)  # rejax: (lengths, returns) [.., evals, episodes]
+
+    return (lambda rng: algo.train(rng)), final_return
+
+
+def ours_setup(train_only: bool):
+    config = rejax_ppo.Config.make("CartPole-v1", **OURS_CARTPOLE)
+    if train_only:
+        config = config.replace(eval_callback=lambda config, ts, rng: jnp.zeros(()))
+
+    def final_return(evaluation):
+        return np.asarray(evaluation["return"])[..., -1, :].mean(-1)
+
+    return (lambda rng: rejax_ppo.train(config, rng)), final_return
+
+
+def measure(setup, train_only, num_seeds):
+    train, final_return = setup(train_only)
+    keys = jax.random.split(jax.random.PRNGKey(0), num_seeds)
+    fn = jax.vmap(train) if num_seeds > 1 else (lambda k: train(k[0]))
+    start = time.perf_counter()
+    compiled = jax.jit(fn).lower(keys).compile()
+    compile_time = time.perf_counter() - start
+    start = time.perf_counter()
+    _, evaluation = jax.block_until_ready(compiled(keys))
+    run_time = time.perf_counter() - start
+    returns = None if train_only else final_return(evaluation)
+    return compile_time, 100_000 * num_seeds / run_time, returns
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 16])
+    args = parser.parse_args()
+    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, jax {jax.__version__} on {jax.devices()[0].platform}")
+    rows = []
+    for train_only in (True, False):
+        for num_seeds in args.seeds:
+            results = {"ours": [], "rejax": []}
+            for _ in range(args.repeats):  # alternate, so both see the same machine state
+                for name, setup in (("ours", ours_setup), ("rejax", rejax_setup)):
+                    results[name].append(measure(setup, train_only, num_seeds))
+            mode = "train-only" if train_only else "default-eval"
+            cell = {}
+            for name, runs in results.items():
+                compile_time = statistics.median(r[0] for r in runs)
+                sps = statistics.median(r[1] for r in runs)
+                ret = "" if runs[0][2] is None else f"{np.mean(runs[0][2]):7.1f} ± {np.std(runs[0][2]):5.1f}"
+                cell[name] = (sps, compile_time)
+                print(f"{mode:12s} seeds={num_seeds:<3d} {name:5s}: {sps:>10,.0f} steps/s  compile {compile_time:5.1f}s"
+                      f"  final return {ret}", flush=True)
+            ratio = cell["ours"][0] / cell["rejax"][0]
+            print(f"{mode:12s} seeds={num_seeds:<3d} ratio ours/rejax steps/s: {ratio:.2f}x; compile "
+                  f"{cell['ours'][1]:.1f}s vs {cell['rejax'][1]:.1f}s", flush=True)
+            rows.append((mode, num_seeds, cell, ratio))
+    print("\n| mode | seeds | ours steps/s | rejax steps/s | ratio | ours compile | rejax compile |")
+    print("|---|---|---|---|---|---|---|")
+    for mode, num_seeds, cell, ratio in rows:
+        print(f"| {mode} | {num_seeds} | {cell['ours'][0]:,.0f} | {cell['rejax'][0]:,.0f} | {ratio:.2f}x | "
+              f"{cell['ours'][1]:.1f}s | {cell['rejax'][1]:.1f}s |")
+
+
+if __name__ == "__main__":
+    main()
