@@ -404,19 +404,25 @@ def prepare_out_dir(out: Optional[str], algo: str, env: str) -> str:
     return out
 
 
+def wandb_logged_in() -> bool:
+    """True when wandb has credentials (an API key in the environment or in ~/.netrc); never prompts."""
+    import netrc
+
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    try:
+        return netrc.netrc().authenticators("api.wandb.ai") is not None
+    except (OSError, netrc.NetrcParseError):
+        return False
+
+
 def start_wandb(project: str, name: str, config: dict):
     """Start a wandb run; offline (and say so in one line) when there is no login, never prompting."""
     import wandb
 
-    mode = "online"
-    try:
-        if not wandb.api.api_key:
-            mode = "offline"
-    except Exception:
-        mode = "offline"
+    mode = os.environ.get("WANDB_MODE") or ("online" if wandb_logged_in() else "offline")
     if mode == "offline":
-        print("wandb: no login found, logging offline (sync later with `wandb sync`).")
-        os.environ["WANDB_MODE"] = "offline"
+        print("wandb: no login found, logging offline (upload later with `wandb sync`).")
     return wandb.init(project=project, name=name, config=config, mode=mode, settings=wandb.Settings(silent=True))
 
 

@@ -1,0 +1,75 @@
+"""common.py: environments, wrappers, evaluation and the run plumbing shared by every algorithm file."""
+
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import common
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_unknown_env_lists_close_names():
+    with pytest.raises(ValueError, match="did you mean 'Acrobot-v1'"):
+        common.make_env("Acrobat-v1")
+
+
+def test_step_envs_reports_truncation_apart_from_termination():
+    env, params = common.make_env("Pendulum-v1")  # never terminates; truncated after max_steps_in_episode
+    params = params.replace(max_steps_in_episode=3)
+    obs, state = common.reset_envs(env, params, jax.random.PRNGKey(0), 2)
+    for t in range(3):
+        obs, state, reward, terminated, truncated, final_obs = common.step_envs(
+            env, params, jax.random.PRNGKey(t), state, jnp.zeros((2, 1)))
+    assert not terminated.any() and truncated.all()
+    assert not np.allclose(obs, final_obs)  # obs is the reset observation, final_obs the one before the reset
+
+
+def test_episode_stats_record_finished_episodes():
+    stats = common.EpisodeStats.create(2)
+    stats = stats.update(jnp.array([1.0, 2.0]), jnp.array([False, False]))
+    stats = stats.update(jnp.array([1.0, 2.0]), jnp.array([True, False]))
+    np.testing.assert_allclose(stats.last_return, [2.0, np.nan])
+    np.testing.assert_allclose(stats.episode_return, [0.0, 4.0])
+
+
+def test_running_mean_std_matches_numpy():
+    data = np.random.default_rng(0).normal(3.0, 2.0, size=(3, 50, 4)).astype(np.float32)
+    stats = common.RunningMeanStd.create((4,))
+    for chunk in data:
+        stats = stats.update(jnp.asarray(chunk))
+    flat = data.reshape(-1, 4)
+    np.testing.assert_allclose(stats.mean, flat.mean(0), rtol=1e-4)
+    np.testing.assert_allclose(stats.var, flat.var(0), rtol=1e-3)
+
+
+def test_evaluate_counts_each_episode_once():
+    env, params = common.make_env("CartPole-v1")
+    lengths, returns = common.evaluate(lambda obs, rng: jnp.int32(0), jax.random.PRNGKey(0), env, params, 4, 500)
+    np.testing.assert_allclose(lengths, returns)  # reward 1 per step
+    assert (lengths > 5).all() and (lengths < 50).all()  # always pushing left fails fast
+
+
+def test_get_agent_rejects_unknown_algorithm():
+    with pytest.raises(ValueError, match="choose one of"):
+        common.get_agent("a2c")
+
+
+def test_track_without_login_logs_offline(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB")}
+    env.update(WANDB_DIR=str(tmp_path), HOME=str(tmp_path))  # no ~/.netrc: no login
+    result = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "rejax_ppo.py"), "--track", "--num-seeds", "2", "--total-timesteps", "1000",
+         "--eval-freq", "500", "--num-envs", "2", "--num-steps", "50", "--num-minibatches", "2", "--out",
+         str(tmp_path / "run")],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "logging offline" in result.stdout
+    runs = [d for d in os.listdir(tmp_path / "wandb") if d.startswith("offline-run")]
+    assert len(runs) == 1 and any(f.endswith(".wandb") for f in os.listdir(tmp_path / "wandb" / runs[0]))
