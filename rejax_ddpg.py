@@ -44,7 +44,12 @@ TUNED = {
     "Pendulum-v1": dict(num_envs=4, gradient_steps=2, batch_size=128, hidden_layer_sizes=(64, 64), learning_rate=2e-3,
                         tau=0.02, learning_starts=2_000, total_timesteps=20_000, eval_freq=2_000,
                         num_eval_episodes=16),
-    "MountainCarContinuous-v0": dict(),
+    # Not solved: with i.i.d. Gaussian noise (0.5 or 1.0 of the range, 8-16 envs, 100k steps) the car never reaches
+    # the flag, and the policy settles on standing still (return about 0). Reaching it needs temporally correlated
+    # exploration noise, which this file does not implement.
+    "MountainCarContinuous-v0": dict(num_envs=8, gradient_steps=2, batch_size=128, hidden_layer_sizes=(64, 64),
+                                     learning_rate=1e-3, tau=0.02, exploration_noise=0.5, learning_starts=10_000,
+                                     normalize_observations=True, total_timesteps=100_000, eval_freq=10_000),
 }
 
 
