@@ -95,11 +95,33 @@ def measure(setup, train_only, num_seeds):
     return compile_time, 100_000 * num_seeds / run_time, returns
 
 
+def evaluation_share(num_seeds: int, repeats: int):
+    """Share of a default run (tuned CartPole-v1 config, default callback) spent in evaluation: 1 - t_train / t_default."""
+    config = rejax_ppo.Config.make("CartPole-v1")
+    keys = jax.random.split(jax.random.PRNGKey(0), num_seeds)
+    variants = {"default": config, "train-only": config.replace(eval_callback=lambda c, ts, rng: jnp.zeros(()))}
+    compiled = {k: jax.jit(jax.vmap(rejax_ppo.train, in_axes=(None, 0))).lower(c, keys).compile()
+                for k, c in variants.items()}
+    times = {k: [] for k in variants}
+    for _ in range(repeats):
+        for k, c in variants.items():
+            start = time.perf_counter()
+            jax.block_until_ready(compiled[k](c, keys))
+            times[k].append(time.perf_counter() - start)
+    default, train_only = statistics.median(times["default"]), statistics.median(times["train-only"])
+    print(f"evaluation share of a default CartPole-v1 run ({num_seeds} seeds, {config.num_evals + 1} evaluation "
+          f"points x {config.num_eval_episodes} episodes): {100 * (1 - train_only / default):.1f}% "
+          f"({default:.2f}s with evaluation, {train_only:.2f}s without)", flush=True)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 16])
+    parser.add_argument("--eval-share-only", action="store_true", help="only measure the evaluation share")
     args = parser.parse_args()
+    if args.eval_share_only:
+        return evaluation_share(16, args.repeats)
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, jax {jax.__version__} on {jax.devices()[0].platform}")
     rows = []
     for train_only in (True, False):
@@ -121,6 +143,7 @@ def main():
             print(f"{mode:12s} seeds={num_seeds:<3d} ratio ours/rejax steps/s: {ratio:.2f}x; compile "
                   f"{cell['ours'][1]:.1f}s vs {cell['rejax'][1]:.1f}s", flush=True)
             rows.append((mode, num_seeds, cell, ratio))
+    evaluation_share(16, args.repeats)
     print("\n| mode | seeds | ours steps/s | rejax steps/s | ratio | ours compile | rejax compile |")
     print("|---|---|---|---|---|---|---|")
     for mode, num_seeds, cell, ratio in rows:
