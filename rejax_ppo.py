@@ -36,6 +36,9 @@ TUNED = {
                         total_timesteps=100_000, eval_freq=10_000),
     "Acrobot-v1": dict(num_envs=8, num_steps=128, num_epochs=4, num_minibatches=4, learning_rate=1e-3,
                        total_timesteps=200_000, eval_freq=20_000),
+    "Breakout-MinAtar": dict(num_envs=64, num_steps=128, num_epochs=4, num_minibatches=8, learning_rate=5e-4,
+                             hidden_layer_sizes=(128,), activation="relu", shared_network=True, anneal_lr=True,
+                             gamma=0.99, total_timesteps=1_000_000, eval_freq=100_000),
     "Pendulum-v1": dict(num_envs=16, num_steps=128, num_epochs=10, num_minibatches=8, learning_rate=1e-3,
                         gamma=0.95, ent_coef=0.0, max_grad_norm=10.0, normalize_observations=True,
                         activation="swish", anneal_lr=True, total_timesteps=500_000, eval_freq=50_000),
@@ -69,7 +72,9 @@ class Config:
     num_minibatches: int = struct.field(pytree_node=False, default=4)
     """Minibatches per epoch; must divide num_envs * num_steps."""
     hidden_layer_sizes: tuple[int, ...] = struct.field(pytree_node=False, default=(64, 64))
-    """Widths of the hidden layers of the actor and the critic."""
+    """Widths of the hidden layers of the actor and the critic (after the conv layer, with the CNN torso)."""
+    torso: str = struct.field(pytree_node=False, default="auto")
+    """Network torso: mlp, cnn (MinAtar's: one 16-channel 3x3 conv), or auto (cnn for image observations)."""
     activation: str = struct.field(pytree_node=False, default="tanh")
     """Hidden activation: tanh, relu or swish."""
     shared_network: bool = struct.field(pytree_node=False, default=False)
@@ -127,6 +132,8 @@ class Config:
             )
         if not self.hidden_layer_sizes or min(self.hidden_layer_sizes) < 1:
             raise ValueError(f"hidden_layer_sizes must be positive widths, got {self.hidden_layer_sizes!r}.")
+        if self.torso not in ("auto", "mlp", "cnn"):
+            raise ValueError(f"torso must be auto, mlp or cnn, got {self.torso!r}.")
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}.")
 
@@ -153,6 +160,11 @@ class Config:
     def discrete(self) -> bool:
         return common.is_discrete(self.env, self.env.default_params)
 
+    @property
+    def uses_cnn(self) -> bool:
+        image_obs = len(self.env.observation_space(self.env.default_params).shape) == 3
+        return self.torso == "cnn" or (self.torso == "auto" and image_obs)
+
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Networks
@@ -164,13 +176,18 @@ def dense(features, scale):
     return nn.Dense(features, kernel_init=nn.initializers.orthogonal(scale), bias_init=nn.initializers.zeros)
 
 
-class MLP(nn.Module):
+class Torso(nn.Module):
+    """An MLP; with `cnn`, first MinAtar's conv layer (Young & Tian 2019: 16 filters, 3x3, stride 1) on [H, W, C]."""
+
     hidden_layer_sizes: tuple
     activation: str
+    cnn: bool
 
     @nn.compact
     def __call__(self, x):
-        x = x.reshape(x.shape[: x.ndim - 1] + (-1,)) if x.ndim > 1 else x
+        if self.cnn:
+            x = nn.relu(nn.Conv(16, (3, 3), kernel_init=nn.initializers.orthogonal(np.sqrt(2)))(x))
+            x = x.reshape(x.shape[:-3] + (-1,))
         for width in self.hidden_layer_sizes:
             x = ACTIVATIONS[self.activation](dense(width, np.sqrt(2))(x))
         return x
@@ -185,11 +202,13 @@ class ActorCritic(nn.Module):
     hidden_layer_sizes: tuple
     activation: str
     shared: bool
+    cnn: bool
 
     @nn.compact
     def __call__(self, obs):
-        actor_features = MLP(self.hidden_layer_sizes, self.activation)(obs)
-        critic_features = actor_features if self.shared else MLP(self.hidden_layer_sizes, self.activation)(obs)
+        torso = lambda: Torso(self.hidden_layer_sizes, self.activation, self.cnn)  # noqa: E731
+        actor_features = torso()(obs)
+        critic_features = actor_features if self.shared else torso()(obs)
         value = dense(1, 1.0)(critic_features).squeeze(-1)
         head = dense(self.action_dim, 0.01)(actor_features)
         if self.discrete:
@@ -268,7 +287,7 @@ class PPO:
         action_space = config.env.action_space(config.env.default_params)
         action_dim = action_space.n if config.discrete else int(np.prod(action_space.shape))
         return ActorCritic(action_dim, config.discrete, config.hidden_layer_sizes, config.activation,
-                           config.shared_network)
+                           config.shared_network, config.uses_cnn)
 
     @classmethod
     def optimizer(cls, config):

@@ -229,3 +229,13 @@ def test_ppo_learns_pendulum():
     returns = final_returns(config, num_seeds=4)
     print("Pendulum-v1 final returns per seed:", returns.round(1))
     assert returns.mean() >= -250
+
+
+def test_image_observations_get_the_minatar_cnn():
+    config = Config.make("Breakout-MinAtar", total_timesteps=1024, eval_freq=1024, num_envs=8, num_steps=64,
+                         num_minibatches=2, num_epochs=1, num_eval_episodes=2)
+    assert config.uses_cnn and not Config.make("CartPole-v1").uses_cnn
+    state, evaluation = jax.jit(rejax_ppo.train)(config, jax.random.PRNGKey(0))
+    kernels = [x.shape for x in jax.tree_util.tree_leaves(state.params) if x.ndim == 4]
+    assert kernels == [(3, 3, 4, 16)]  # one conv layer (shared torso), 16 filters of 3x3 over the 4 channels
+    assert np.isfinite(np.asarray(evaluation["return"])).all()
