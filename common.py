@@ -36,6 +36,8 @@ import jax.experimental  # noqa: E402
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
+from gymnax.environments import environment as gymnax_environment
+from gymnax.environments import spaces as gymnax_spaces
 
 ALGORITHMS = ("ppo", "dqn", "sac", "ddpg", "td3")
 DISCRETE_ALGORITHMS = ("ppo", "dqn", "sac")
@@ -46,16 +48,87 @@ CONTINUOUS_ALGORITHMS = ("ppo", "sac", "ddpg", "td3")
 # 1. Environments
 # ---------------------------------------------------------------------------------------------------------------------
 def make_env(name: str, **env_kwargs):
-    """Return `(env, env_params)` for a gymnax environment name such as "CartPole-v1" or "Breakout-MinAtar"."""
+    """Return `(env, env_params)` for a gymnax name ("CartPole-v1", "Breakout-MinAtar", ...) or "brax/<name>".
+
+    For brax, `env_kwargs` are `backend` (default "positional"), `episode_length` (1000) and `action_repeat` (1).
+    """
     import gymnax
 
     if not isinstance(name, str):
         raise ValueError(f"env must be an environment name or a gymnax Environment instance, not {type(name).__name__}.")
+    if name.startswith("brax/"):
+        env = BraxEnv(name[len("brax/"):], **env_kwargs)
+        return env, env.default_params
     if name not in gymnax.registered_envs:
-        close = difflib.get_close_matches(name, gymnax.registered_envs, n=3, cutoff=0.4)
-        hint = f"did you mean {', '.join(repr(c) for c in close)}?" if close else f"valid names: {', '.join(gymnax.registered_envs)}."
+        names = gymnax.registered_envs + [f"brax/{n}" for n in BRAX_ENVS]
+        close = difflib.get_close_matches(name, names, n=3, cutoff=0.4)
+        hint = f"did you mean {', '.join(repr(c) for c in close)}?" if close else f"valid names: {', '.join(names)}."
         raise ValueError(f"Unknown environment {name!r}; {hint}")
     return gymnax.make(name, **env_kwargs)
+
+
+BRAX_ENVS = ("ant", "halfcheetah", "hopper", "humanoid", "humanoidstandup", "inverted_pendulum",
+             "inverted_double_pendulum", "pusher", "reacher", "swimmer", "walker2d")
+
+
+@struct.dataclass
+class BraxState:
+    brax_state: Any
+    time: int
+
+
+@struct.dataclass
+class BraxParams:
+    max_steps_in_episode: int = 1000
+
+
+class BraxEnv(gymnax_environment.Environment):
+    """A brax environment behind the gymnax 1.x interface (a pytree state with `time`, `step` returning
+    `terminated` and `truncated` apart). brax's own `done` is a termination (e.g. the hopper fell); the time limit,
+    `episode_length`, is a truncation handled by gymnax's `step` through `state.time`, so it is bootstrapped."""
+
+    def __init__(self, name: str, backend: str = "positional", episode_length: int = 1000, action_repeat: int = 1,
+                 **kwargs):
+        super().__init__()
+        if name not in BRAX_ENVS:
+            close = difflib.get_close_matches(name, BRAX_ENVS, n=1)
+            hint = f"did you mean 'brax/{close[0]}'? " if close else ""
+            raise ValueError(f"Unknown brax environment {name!r}; {hint}available: {', '.join(BRAX_ENVS)}.")
+        from brax import envs
+
+        self.brax_name, self.episode_length, self.action_repeat = name, episode_length, action_repeat
+        self.env = envs.get_environment(name, backend=backend, **kwargs)
+
+    @property
+    def default_params(self):
+        return BraxParams(max_steps_in_episode=self.episode_length)
+
+    def reset_env(self, key, params):
+        state = self.env.reset(key)
+        return state.obs, BraxState(state, 0)
+
+    def step_env(self, key, state, action, params):
+        brax_state, reward, done = state.brax_state, 0.0, jnp.array(False)
+        for _ in range(self.action_repeat):  # static and small: no loop in the traced program when it is 1
+            next_state = self.env.step(brax_state, action)
+            reward = reward + jnp.where(done, 0.0, next_state.reward)
+            done = done | next_state.done.astype(bool)
+            brax_state = next_state
+        return brax_state.obs, BraxState(brax_state, state.time + 1), reward, done, {}
+
+    @property
+    def name(self):
+        return f"brax/{self.brax_name}"
+
+    @property
+    def num_actions(self):
+        return self.env.action_size
+
+    def action_space(self, params=None):
+        return gymnax_spaces.Box(-1.0, 1.0, (self.env.action_size,))
+
+    def observation_space(self, params=None):
+        return gymnax_spaces.Box(-jnp.inf, jnp.inf, (self.env.observation_size,))
 
 
 def resolve_env(env, env_params=None, env_kwargs=None):
@@ -302,6 +375,8 @@ class RunArgs:
     """wandb project name, with --track."""
     out: Optional[str] = None
     """Folder for the run's files (default: runs/<algo>-<env>-<timestamp>/)."""
+    env_kwargs: str = "{}"
+    """Environment options as JSON, e.g. '{"backend": "generalized", "episode_length": 500}' for brax/<name>."""
 
 
 NOT_FLAGS = ("env", "env_params", "eval_callback")  # Config fields set from --env or only from Python
@@ -476,7 +551,12 @@ def run(algo: str, Config, train_fn, default_callback, args):
         raise ValueError(f"--num-seeds must be at least 1, got {args.num_seeds}.")
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(Config)
                  if f.name not in NOT_FLAGS and getattr(args, f.name, None) is not None}
-    config = Config.make(env=args.env, **overrides)
+    try:
+        env_kwargs = json.loads(args.env_kwargs)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"--env-kwargs must be a JSON object such as '{{\"backend\": \"positional\"}}' ({error}).") from None
+    env, env_params = make_env(args.env, **env_kwargs)
+    config = Config.make(env=env, env_params=env_params, **overrides)
     out = prepare_out_dir(args.out, algo, args.env)
     wandb_run = start_wandb(args.wandb_project, os.path.basename(out), config_to_dict(config)) if args.track else None
 

@@ -39,6 +39,8 @@ TUNED = {
     "Breakout-MinAtar": dict(num_envs=64, num_steps=128, num_epochs=4, num_minibatches=8, learning_rate=5e-4,
                              hidden_layer_sizes=(128,), activation="relu", shared_network=True, anneal_lr=True,
                              gamma=0.99, total_timesteps=1_000_000, eval_freq=100_000),
+    "brax/inverted_pendulum": dict(num_envs=16, num_steps=64, num_epochs=4, num_minibatches=4, learning_rate=1e-3,
+                                   normalize_observations=True, total_timesteps=100_000, eval_freq=20_000),
     "Pendulum-v1": dict(num_envs=16, num_steps=128, num_epochs=10, num_minibatches=8, learning_rate=1e-3,
                         gamma=0.95, ent_coef=0.0, max_grad_norm=10.0, normalize_observations=True,
                         activation="swish", anneal_lr=True, total_timesteps=500_000, eval_freq=50_000),

@@ -1,0 +1,63 @@
+"""brax environments behind the gymnax interface: errors, truncation, a learning run and a hopper smoke run."""
+
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import common
+import rejax_ppo
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_unknown_brax_env_lists_the_available_ones():
+    with pytest.raises(ValueError, match="did you mean 'brax/hopper'.*available: ant"):
+        common.make_env("brax/hoper")
+
+
+def test_brax_env_on_a_discrete_only_algorithm_is_refused():
+    from rejax_dqn import Config as DQNConfig
+
+    env, params = common.make_env("brax/inverted_pendulum")
+    with pytest.raises(ValueError, match="DQN needs discrete actions"):
+        DQNConfig.make(env=env, env_params=params)
+
+
+def test_brax_time_limit_is_a_truncation():
+    env, params = common.make_env("brax/inverted_pendulum", episode_length=3)
+    obs, state = common.reset_envs(env, params, jax.random.PRNGKey(0), 2)
+    for t in range(3):
+        obs, state, reward, terminated, truncated, final_obs = common.step_envs(
+            env, params, jax.random.PRNGKey(t), state, jnp.zeros((2, 1)))
+    assert truncated.all() and not terminated.any()
+
+
+def test_ppo_learns_brax_inverted_pendulum():
+    env, params = common.make_env("brax/inverted_pendulum")
+    config = rejax_ppo.Config.make(env=env, env_params=params)
+    assert config.normalize_observations  # the tuned defaults for brax/inverted_pendulum apply
+    keys = jax.random.split(jax.random.PRNGKey(0), 2)
+    _, evaluation = jax.jit(jax.vmap(rejax_ppo.train, in_axes=(None, 0)))(config, keys)
+    returns = np.asarray(evaluation["return"])[:, -1].mean(-1)
+    print("brax/inverted_pendulum final returns:", returns)
+    assert returns.mean() >= 500
+
+
+def test_ppo_cli_on_brax_hopper_writes_results(tmp_path):
+    result = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "rejax_ppo.py"), "--env", "brax/hopper", "--num-seeds", "1",
+         "--total-timesteps", "256", "--eval-freq", "256", "--num-envs", "4", "--num-steps", "32",
+         "--num-minibatches", "2", "--num-epochs", "1", "--num-eval-episodes", "1", "--env-kwargs",
+         '{"episode_length": 50}', "--out", str(tmp_path / "run")],
+        capture_output=True, text=True, timeout=900,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["env"] == "brax/hopper" and np.isfinite(summary["final_return_mean"])
+    assert (tmp_path / "run" / "learning_curve.png").exists()
