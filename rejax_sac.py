@@ -43,7 +43,7 @@ import common
 TUNED = {
     "CartPole-v1": dict(num_envs=4, buffer_size=20_000, batch_size=64, gradient_steps=1, learning_starts=1_000,
                         activation="tanh", learning_rate=1e-3, tau=0.05, target_entropy_scale=0.7,
-                        total_timesteps=40_000, eval_freq=4_000),
+                        total_timesteps=44_000, eval_freq=4_000),
     "Acrobot-v1": dict(num_envs=4, buffer_size=50_000, batch_size=128, gradient_steps=1, learning_starts=1_000,
                        activation="tanh", learning_rate=1e-3, tau=0.05, target_entropy_scale=0.7,
                        total_timesteps=100_000, eval_freq=10_000),
@@ -151,7 +151,8 @@ class Config:
 
     @property
     def warmup_iterations(self) -> int:
-        return -(-self.learning_starts // self.num_envs)
+        """At least one, so the buffer is never empty when the first batch is drawn."""
+        return max(1, -(-self.learning_starts // self.num_envs))
 
     @property
     def iterations_per_eval(self) -> int:
@@ -373,7 +374,8 @@ class SAC:
 
         row = (train_state.global_step // config.num_envs) % config.buffer_rows  # same for every seed
         transition = Transition(train_state.obs, action, reward, terminated, final_obs)
-        buffer = jax.tree_util.tree_map(lambda buf, x: buf.at[row].set(x), train_state.buffer, transition)
+        buffer = jax.tree_util.tree_map(
+            lambda buf, x: jax.lax.dynamic_update_index_in_dim(buf, x, row, 0), train_state.buffer, transition)
         obs_stats = train_state.obs_stats.update(next_obs) if config.normalize_observations else train_state.obs_stats
         return train_state.replace(
             rng=rng, global_step=train_state.global_step + config.num_envs, buffer=buffer, env_state=env_state,
@@ -471,12 +473,22 @@ class SAC:
 
     @classmethod
     def train_iteration(cls, config, train_state):
-        """STEP every env once with the policy, then take gradient_steps gradient steps."""
-        train_state = cls.step_env(config, train_state, random=False)
+        """Take gradient_steps gradient steps, then STEP every env once with the updated policy.
+
+        Reading all batches first and writing the new row last (the buffer always holds the warm-up's rows), with
+        the buffer a loop constant of the gradient-step scan, is the order that costs least: writing first lets XLA
+        fuse the write into the reads. XLA on CPU still copies the buffer arrays once per iteration; the cost grows
+        with buffer_size x seeds (see benchmarks/sac.md), so keep buffers no larger than needed."""
         rng, rng_update = jax.random.split(train_state.rng)
-        train_state, metrics = jax.lax.scan(lambda ts, r: cls.update(config, ts, r), train_state.replace(rng=rng),
+        buffer = train_state.buffer
+
+        def gradient_step(ts, rng):  # the buffer is read-only here: a loop constant, not part of the carry
+            ts, metrics = cls.update(config, ts.replace(buffer=buffer), rng)
+            return ts.replace(buffer=None), metrics
+
+        train_state, metrics = jax.lax.scan(gradient_step, train_state.replace(rng=rng, buffer=None),
                                             jax.random.split(rng_update, config.gradient_steps))
-        return train_state
+        return cls.step_env(config, train_state.replace(buffer=buffer), random=False)
 
     @classmethod
     def eval_callback(cls, config, train_state, rng):
