@@ -24,12 +24,15 @@ import textwrap
 import time
 from typing import Annotated, Any, Callable, Optional
 
-# XLA:CPU (jaxlib 0.10.2) can deadlock, all threads idle, when a vmapped training scan holds an evaluation loop
-# (seen with PPO on Pendulum-v1, 2 seeds); its concurrency-optimised scheduler is the cause, so turn it off.
-# XLA reads the flags when the backend starts, so this works as long as no jax computation ran before the import.
-_FLAG = "--xla_cpu_enable_concurrency_optimized_scheduler=false"
-if _FLAG.split("=")[0] not in os.environ.get("XLA_FLAGS", ""):
-    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {_FLAG}".strip()
+# XLA:CPU (jaxlib 0.10.2) can deadlock, every thread idle, when a vmapped training scan holds an evaluation loop: seen
+# with PPO on Pendulum-v1 (2 seeds, every time) and, under heavy machine load, on CartPole-v1 (8 seeds, once). Turning
+# off the concurrency-optimised scheduler fixed the first; single-threaded Eigen is the other known cure for XLA:CPU's
+# wedged thread pool on vmap graphs (and cost nothing measurable for these small networks). XLA reads the flags when
+# the backend starts, so they take effect as long as no jax computation ran before this import.
+_FLAGS = ("--xla_cpu_enable_concurrency_optimized_scheduler=false", "--xla_cpu_multi_thread_eigen=false")
+for _flag in _FLAGS:
+    if _flag.split("=")[0] not in os.environ.get("XLA_FLAGS", ""):
+        os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {_flag}".strip()
 
 import jax  # noqa: E402
 import jax.experimental  # noqa: E402
@@ -172,15 +175,15 @@ def reset_envs(env, env_params, rng, num_envs: int):
 
 
 def step_envs(env, env_params, rng, env_state, action):
-    """Step every environment copy; finished episodes reset automatically.
+    """Step every environment copy with `rng` (one key, or one per env); finished episodes reset automatically.
 
     Returns `(obs, env_state, reward, terminated, truncated, final_obs)`. `obs` is the next observation, which is the
     first observation of a new episode where `terminated | truncated`; `final_obs` is always the observation the action
     led to. Bootstrap from `final_obs` unless `terminated`: a time-limit truncation is not a terminal state.
     """
-    num_envs = action.shape[0]
+    keys = rng if rng.ndim == 2 else jax.random.split(rng, action.shape[0])  # one key, or one key per env
     obs, env_state, reward, terminated, truncated, info = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
-        jax.random.split(rng, num_envs), env_state, action, env_params
+        keys, env_state, action, env_params
     )
     return obs, env_state, reward.astype(jnp.float32), terminated, truncated, info["final_observation"]
 
