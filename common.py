@@ -24,15 +24,14 @@ import textwrap
 import time
 from typing import Annotated, Any, Callable, Optional
 
-# XLA:CPU (jaxlib 0.10.2) can deadlock, every thread idle, when a vmapped training scan holds an evaluation loop: seen
-# with PPO on Pendulum-v1 (2 seeds, every time) and, under heavy machine load, on CartPole-v1 (8 seeds, once). Turning
-# off the concurrency-optimised scheduler fixed the first; single-threaded Eigen is the other known cure for XLA:CPU's
-# wedged thread pool on vmap graphs (and cost nothing measurable for these small networks). XLA reads the flags when
-# the backend starts, so they take effect as long as no jax computation ran before this import.
-_FLAGS = ("--xla_cpu_enable_concurrency_optimized_scheduler=false", "--xla_cpu_multi_thread_eigen=false")
-for _flag in _FLAGS:
-    if _flag.split("=")[0] not in os.environ.get("XLA_FLAGS", ""):
-        os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {_flag}".strip()
+# XLA:CPU (jaxlib 0.10.2) can deadlock, every thread idle, when a vmapped training scan holds an evaluation loop (seen
+# with PPO on Pendulum-v1, 2 seeds, every time); its concurrency-optimised scheduler is the cause, so turn it off. XLA
+# reads the flags when the backend starts, so this works as long as no jax computation ran before this import.
+# (tests/conftest.py also turns off multi-threaded Eigen: one more hang was seen under heavy load with this flag alone,
+# and single-threaded Eigen avoids it, but it costs ~15 % of single-seed speed, so only the test suite pays for it.)
+_FLAG = "--xla_cpu_enable_concurrency_optimized_scheduler=false"
+if _FLAG.split("=")[0] not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {_FLAG}".strip()
 
 import jax  # noqa: E402
 import jax.experimental  # noqa: E402
