@@ -61,3 +61,18 @@ def test_ppo_cli_on_brax_hopper_writes_results(tmp_path):
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["env"] == "brax/hopper" and np.isfinite(summary["final_return_mean"])
     assert (tmp_path / "run" / "learning_curve.png").exists()
+
+
+def test_sac_cli_on_brax_hopper_writes_results(tmp_path):
+    """The off-policy path through brax: random warm-up, gradient steps, evaluation, results folder."""
+    result = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "rejax_sac.py"), "--env", "brax/hopper", "--num-seeds", "1",
+         "--total-timesteps", "64", "--learning-starts", "32", "--eval-freq", "32", "--num-envs", "2",
+         "--batch-size", "16", "--buffer-size", "64", "--num-eval-episodes", "1", "--env-kwargs",
+         '{"episode_length": 50}', "--out", str(tmp_path / "run")],
+        capture_output=True, text=True, timeout=900,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["env"] == "brax/hopper" and np.isfinite(summary["final_return_mean"])
+    assert (tmp_path / "run" / "learning_curve.png").exists()
