@@ -453,10 +453,13 @@ class DQN:
         return common.evaluate_policy(cls.make_act(config, train_state), config, train_state, rng)
 
     @classmethod
-    def train(cls, config, rng):
+    def train(cls, config, rng, resume=None, num_evals=None):
         """Train one agent: returns (train_state, evaluation), evaluation stacked over num_evals + 1 points
         (the first before any training, the rest every iterations_per_eval iterations after the warm-up).
-        Pure and jittable; vmap it over `rng` or over config leaves."""
+        Pure and jittable; vmap it over `rng` or over config leaves.
+        For checkpoints (common.train_in_segments): `num_evals` stops after that many evaluation intervals, and
+        `resume=(train_state, evals_done)` continues from the train state of evaluation point `evals_done`;
+        `evaluation` then holds only the points this call produced."""
         rng, rng_eval = jax.random.split(rng)
         callback = config.eval_callback if config.eval_callback is not None else cls.eval_callback
 
@@ -468,10 +471,15 @@ class DQN:
                                  length=config.iterations_per_eval)
             return ts, evaluate(ts)
 
+        if resume is not None:
+            train_state, evals_done = resume
+            length = config.num_evals - evals_done if num_evals is None else num_evals
+            return jax.lax.scan(eval_interval, train_state, None, length=length)
         train_state = cls.init(config, rng)
         first = evaluate(train_state)
         train_state = cls.warm_up(config, train_state)
-        train_state, rest = jax.lax.scan(eval_interval, train_state, None, length=config.num_evals)
+        length = config.num_evals if num_evals is None else num_evals
+        train_state, rest = jax.lax.scan(eval_interval, train_state, None, length=length)
         evaluation = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a[None], b]), first, rest)
         return train_state, evaluation
 

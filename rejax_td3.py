@@ -445,9 +445,12 @@ class TD3:
         return common.evaluate_policy(cls.make_act(config, train_state), config, train_state, rng)
 
     @classmethod
-    def train(cls, config, rng):
+    def train(cls, config, rng, resume=None, num_evals=None):
         """Train one agent: returns (train_state, evaluation), evaluation stacked over num_evals + 1 points
-        (the first after the random warm-up, before any update). Pure and jittable; vmap it over `rng` or over config leaves."""
+        (the first after the random warm-up, before any update). Pure and jittable; vmap it over `rng` or over config leaves.
+        For checkpoints (common.train_in_segments): `num_evals` stops after that many evaluation intervals, and
+        `resume=(train_state, evals_done)` continues from the train state of evaluation point `evals_done`;
+        `evaluation` then holds only the points this call produced."""
         rng, rng_eval = jax.random.split(rng)
         callback = config.eval_callback if config.eval_callback is not None else cls.eval_callback
 
@@ -464,7 +467,8 @@ class TD3:
         warm_up = lambda ts, i: (cls.collect(config, ts, i, random_actions=True), None)  # noqa: E731
         train_state, _ = jax.lax.scan(warm_up, cls.init(config, rng), jnp.arange(config.warmup_iterations))
         first = evaluate(train_state)
-        train_state, rest = jax.lax.scan(eval_interval, train_state, jnp.arange(config.num_evals))
+        length = config.num_evals if num_evals is None else num_evals
+        train_state, rest = jax.lax.scan(eval_interval, train_state, jnp.arange(length))
         evaluation = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a[None], b]), first, rest)
         return train_state, evaluation
 
@@ -474,3 +478,7 @@ make_act = TD3.make_act
 
 if __name__ == "__main__":
     common.cli("td3", Config, train, TD3.eval_callback, description=__doc__)
+        if resume is not None:
+            train_state, evals_done = resume
+            length = config.num_evals - evals_done if num_evals is None else num_evals
+            return jax.lax.scan(eval_interval, train_state, evals_done + jnp.arange(length))
