@@ -1,5 +1,5 @@
 """DDPG tests: config checks, the TD target, one update per gradient step, determinism, vmap equivalence,
-the standalone file, and learning on Pendulum-v1."""
+the Ornstein-Uhlenbeck noise, the standalone file, and learning on Pendulum-v1."""
 
 import os
 import shutil
@@ -48,6 +48,8 @@ def test_discrete_env_is_rejected_with_one_sentence():
     (dict(gradient_steps=0), "gradient_steps"),
     (dict(learning_starts=5_000, total_timesteps=1_000), "learning_starts"),
     (dict(policy_delay=2), "policy_delay"),
+    (dict(exploration_noise_type="pink"), "exploration_noise_type"),
+    (dict(ou_theta=1.5), "ou_theta"),
 ])
 def test_bad_values_are_rejected(overrides, name):
     with pytest.raises(ValueError, match=name):
@@ -56,6 +58,34 @@ def test_bad_values_are_rejected(overrides, name):
 
 def test_tuned_pendulum_budget():
     assert Config.make("Pendulum-v1").total_env_steps <= 20_000
+
+
+# --- Ornstein-Uhlenbeck exploration noise ---------------------------------------------------------------------------
+def test_ou_noise_has_unit_stationary_std_and_geometric_autocorrelation():
+    config = Config.make("MountainCarContinuous-v0", ou_theta=0.1)
+    normals = jax.random.normal(jax.random.PRNGKey(0), (400, 4096))
+    _, path = jax.lax.scan(lambda x, n: (DDPG.ou_step(config, x, n),) * 2, jnp.zeros(4096), normals)
+    path = np.asarray(path[150:])  # 0.9^150 ~ 1e-7: the start at 0 is forgotten
+    assert abs(path.std() - 1.0) < 0.02
+    for lag in (1, 5, 20):
+        correlation = np.mean(path[lag:] * path[:-lag]) / path.var()
+        assert abs(correlation - 0.9**lag) < 0.02, (lag, correlation)
+
+
+def test_ou_noise_is_reset_where_an_episode_ends():
+    config = Config.make("MountainCarContinuous-v0", num_envs=2, learning_starts=10, total_timesteps=100,
+                         buffer_size=100, batch_size=16)
+    ts = DDPG.init(config, jax.random.PRNGKey(0))
+    # Env 0 is one step from its time limit; env 1 is not.
+    env_state = ts.env_state.replace(time=jnp.array([config.env_params.max_steps_in_episode - 1, 0]))
+    ts = ts.replace(env_state=env_state, noise=jnp.ones((2, 1)))
+    for random_actions in (True, False):
+        after = jax.jit(DDPG.collect, static_argnums=3)(config, ts, 0, random_actions)
+        assert after.noise[0, 0] == 0.0  # the truncated episode's process starts again from 0
+        assert after.noise[1, 0] != 0.0 and after.noise[1, 0] != 1.0  # the other one moved on
+        if random_actions:  # the warm-up acts with the noise alone
+            np.testing.assert_allclose(after.buffer.action[1],
+                                       jnp.clip(config.exploration_noise * after.noise[1], -1, 1))
 
 
 # --- the TD target ---------------------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """TD3 tests: config checks, the clipped double-Q target, the policy delay, determinism, vmap equivalence,
-the standalone file, and learning on Pendulum-v1."""
+the Ornstein-Uhlenbeck noise, the standalone file, and learning on Pendulum-v1 and MountainCarContinuous-v0."""
 
 import os
 import shutil
@@ -50,6 +50,8 @@ def test_discrete_env_is_rejected_with_one_sentence():
     (dict(tau=1.5), "tau"),
     (dict(learning_starts=5_000, total_timesteps=1_000), "learning_starts"),
     (dict(polyak=0.95), "polyak"),
+    (dict(exploration_noise_type="pink"), "exploration_noise_type"),
+    (dict(ou_theta=0.0), "ou_theta"),
 ])
 def test_bad_values_are_rejected(overrides, name):
     with pytest.raises(ValueError, match=name):
@@ -93,6 +95,41 @@ def test_critic_target_uses_target_networks_and_min_of_twins(small):
          for i in range(2)]
     expected = batch.reward + config.gamma * (1 - batch.terminated) * jnp.minimum(q[0], q[1])
     np.testing.assert_allclose(TD3.critic_target(config, ts, batch, noise), expected, rtol=1e-5, atol=1e-5)
+
+
+# --- Ornstein-Uhlenbeck exploration noise ---------------------------------------------------------------------------
+def test_ou_noise_has_unit_stationary_std_and_geometric_autocorrelation():
+    config = Config.make("MountainCarContinuous-v0", ou_theta=0.15)
+    normals = jax.random.normal(jax.random.PRNGKey(0), (400, 4096))
+    _, path = jax.lax.scan(lambda x, n: (TD3.ou_step(config, x, n),) * 2, jnp.zeros(4096), normals)
+    path = np.asarray(path[100:])  # 0.85^100 ~ 1e-7: the start at 0 is forgotten
+    assert abs(path.std() - 1.0) < 0.02
+    for lag in (1, 5, 20):
+        correlation = np.mean(path[lag:] * path[:-lag]) / path.var()
+        assert abs(correlation - 0.85**lag) < 0.02, (lag, correlation)
+
+
+def test_ou_noise_is_reset_where_an_episode_ends_and_drives_the_warm_up():
+    config = Config.make("MountainCarContinuous-v0", num_envs=2, policy_delay=1, learning_starts=10,
+                         total_timesteps=100, buffer_size=100, batch_size=16)
+    ts = TD3.init(config, jax.random.PRNGKey(0))
+    # Env 0 is one step from its time limit; env 1 is not.
+    env_state = ts.env_state.replace(time=jnp.array([config.env_params.max_steps_in_episode - 1, 0]))
+    ts = ts.replace(env_state=env_state, noise=jnp.ones((2, 1)))
+    for random_actions in (True, False):
+        after = jax.jit(TD3.collect, static_argnums=3)(config, ts, 0, random_actions)
+        assert after.noise[0, 0] == 0.0  # the truncated episode's process starts again from 0
+        assert after.noise[1, 0] != 0.0 and after.noise[1, 0] != 1.0  # the other one moved on
+        if random_actions:  # the warm-up acts with the noise alone (env 1 kept the noise it acted with)
+            np.testing.assert_allclose(after.buffer.action[1],
+                                       jnp.clip(config.exploration_noise * after.noise[1], -1, 1))
+
+
+def test_gaussian_noise_leaves_the_ou_state_alone(small):
+    config = small[0]
+    ts = TD3.init(config, jax.random.PRNGKey(0))
+    after = jax.jit(TD3.collect)(config, ts, 0)
+    np.testing.assert_array_equal(after.noise, 0.0)
 
 
 # --- delayed actor updates ---------------------------------------------------------------------------------------------
@@ -189,3 +226,16 @@ def test_learns_pendulum():
     print("TD3 Pendulum-v1 final returns per seed:", final)
     assert final.mean() >= -200, final
     assert final.min() >= -300, final
+
+
+def test_solves_mountain_car_continuous():
+    """Tuned defaults (Ornstein-Uhlenbeck noise), 4 vmapped seeds, 100,000 env steps per seed: solved is a mean
+    return of at least 90 (the flag's +100 minus the action cost)."""
+    config = Config.make("MountainCarContinuous-v0")
+    assert config.exploration_noise_type == "ou" and config.total_env_steps <= 100_000
+    keys = jax.random.split(jax.random.PRNGKey(0), 4)
+    _, evaluation = jax.jit(jax.vmap(rejax_td3.train, in_axes=(None, 0)))(config, keys)
+    final = np.asarray(evaluation["return"])[:, -1].mean(-1)
+    print("TD3 MountainCarContinuous-v0 final returns per seed:", final)
+    assert final.mean() >= 90, final
+    assert final.min() >= 80, final
