@@ -499,6 +499,10 @@ class TD3:
             ts, _ = jax.lax.scan(lambda ts, i: (cls.train_iteration(config, ts, i), None), ts, iterations)
             return ts, evaluate(ts)
 
+        if resume is not None:
+            train_state, evals_done = resume
+            length = config.num_evals - evals_done if num_evals is None else num_evals
+            return jax.lax.scan(eval_interval, train_state, evals_done + jnp.arange(length))
         # WARM UP: learning_starts steps of uniformly random actions, no updates (the same for every seed).
         warm_up = lambda ts, i: (cls.collect(config, ts, i, random_actions=True), None)  # noqa: E731
         train_state, _ = jax.lax.scan(warm_up, cls.init(config, rng), jnp.arange(config.warmup_iterations))
@@ -514,7 +518,3 @@ make_act = TD3.make_act
 
 if __name__ == "__main__":
     common.cli("td3", Config, train, TD3.eval_callback, description=__doc__)
-        if resume is not None:
-            train_state, evals_done = resume
-            length = config.num_evals - evals_done if num_evals is None else num_evals
-            return jax.lax.scan(eval_interval, train_state, evals_done + jnp.arange(length))
