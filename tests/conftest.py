@@ -1,8 +1,9 @@
 """Shared test setup: the repository root on sys.path, so tests import common and rejax_*.py as a user would.
 
 XLA:CPU's multi-threaded Eigen is turned off for the suite (and the CLI subprocesses it starts, which inherit the
-environment): under heavy load one test run hung with every thread idle, a known XLA:CPU thread-pool wedge that
-single-threaded Eigen avoids. common.py leaves it on for users, where it is ~15 % faster for one seed.
+environment). The hangs we saw (every thread idle) turned out to be jaxlib 0.10.2's batched LAPACK QR waiting on
+XLA:CPU's thread pool from inside it; PPO's orthogonal initialisation no longer calls it, and this flag stays as a
+second guard for CI, where a hang costs the whole run. common.py leaves it on for users (~15 % faster for one seed).
 """
 
 import os

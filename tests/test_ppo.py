@@ -220,7 +220,7 @@ def test_ppo_learns_cartpole():
     assert config.total_env_steps <= 100_000
     returns = final_returns(config, num_seeds=8)
     print("CartPole-v1 final returns per seed:", returns.round(1))
-    assert returns.mean() >= 475 and returns.min() >= 400
+    assert returns.mean() >= 475 and returns.min() >= 475  # 96 of 96 seeds reached 500 when tuned
 
 
 def test_ppo_learns_pendulum():
