@@ -16,6 +16,7 @@ import dataclasses
 import difflib
 import importlib
 import inspect
+import itertools
 import json
 import math
 import os
@@ -379,6 +380,8 @@ class RunArgs:
     """Folder for the run's files (default: runs/<algo>-<env>-<timestamp>/)."""
     env_kwargs: str = "{}"
     """Environment options as JSON, e.g. '{"backend": "generalized", "episode_length": 500}' for brax/<name>."""
+    sweep: tuple[str, ...] = ()
+    """Train several values of a numeric hyperparameter in the same jitted call: NAME=V1,V2,... (e.g. learning_rate=3e-4,1e-3); repeat the flag for a grid, every combination x every seed."""
 
 
 NOT_FLAGS = ("env", "env_params", "eval_callback")  # Config fields set from --env or only from Python
@@ -407,49 +410,135 @@ def make_args_class(config_cls):
         hint = f"(default: {default!r}, or the env's tuned value)"
         marker = tyro.conf.arg(help=docs.get(f.name, ""), help_behavior_hint=hint)
         cli_fields.append((f.name, Annotated[Optional[annotation], marker], dataclasses.field(default=None)))
+    # Redeclared so that `--sweep a=.. --sweep b=..` appends instead of the last flag silently winning.
+    sweep_marker = tyro.conf.arg(help=field_docs(RunArgs)["sweep"], metavar="NAME=V1,V2,...")
+    cli_fields.append(("sweep", Annotated[tuple[str, ...], tyro.conf.UseAppendAction, sweep_marker],
+                       dataclasses.field(default=())))
     return dataclasses.make_dataclass("Args", cli_fields, bases=(RunArgs,))
+
+
+def check_sweepable(config, name: str):
+    """Raise a one-sentence ValueError unless `name` is a numeric leaf of `config` (so that vmap can go over it)."""
+    fields = {f.name: f for f in dataclasses.fields(config)}
+    if name not in fields:
+        close = difflib.get_close_matches(name, list(fields), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else f"; valid names: {', '.join(fields)}."
+        raise ValueError(f"Cannot sweep {name!r}: {type(config).__module__}.Config has no setting of that name{hint}")
+    if not fields[name].metadata.get("pytree_node", True):
+        raise ValueError(f"Cannot sweep {name}: it is a static field (it fixes array shapes, loop lengths or control "
+                         f"flow, so every value needs its own compiled program); run one job per value instead.")
+    value = getattr(config, name)
+    if not (np.ndim(value) == 0 and np.issubdtype(np.asarray(value).dtype, np.number)):
+        raise ValueError(f"Cannot sweep {name}: only numeric hyperparameters can be swept, and {name} is not a number.")
+
+
+def sweep_grid(config, values: dict):
+    """Every combination of `values` (e.g. {"learning_rate": [3e-4, 1e-3], "gamma": [0.99, 0.995]}) as one config
+    whose swept leaves are arrays, the first name varying slowest.
+
+    Returns `(configs, in_axes, settings)`: `jax.vmap(train, in_axes=(in_axes, None))(configs, rng)` trains every
+    combination; `settings[g]` is combination g as a dict. Each combination passes the Config's own checks first.
+    """
+    for name in values:
+        check_sweepable(config, name)
+    names = list(values)
+    settings = [dict(zip(names, combo)) for combo in itertools.product(*(values[name] for name in names))]
+    for setting in settings:
+        if hasattr(config, "validate"):
+            config.replace(**setting).validate()
+    configs = config.replace(**{name: jnp.asarray([s[name] for s in settings]) for name in names})
+    in_axes = jax.tree_util.tree_map(lambda _: None, config).replace(**{name: 0 for name in names})
+    return configs, in_axes, settings
+
+
+def parse_sweep(specs) -> dict:
+    """`("learning_rate=3e-4,1e-3", "gamma=0.99,0.995")` -> {"learning_rate": [0.0003, 0.001], "gamma": [...]}."""
+    sweep = {}
+    for spec in specs:
+        name, _, listed = spec.partition("=")
+        name = name.strip().lstrip("-").replace("-", "_")
+        try:
+            values = [float(v) for v in listed.split(",")]
+        except ValueError:
+            values = []
+        if not name or not values:
+            raise ValueError(f"--sweep takes NAME=V1,V2,... with numbers, e.g. --sweep learning_rate=3e-4,1e-3; "
+                             f"got {spec!r}.")
+        if name in sweep:
+            raise ValueError(f"--sweep {name} is given twice; list all its values in one flag.")
+        if len(set(values)) < len(values):
+            raise ValueError(f"--sweep {name} lists a value twice ({listed}); list each value once.")
+        sweep[name] = values
+    return sweep
+
+
+def setting_label(setting: dict) -> str:
+    """`{"learning_rate": 0.001, "gamma": 0.99}` -> "learning_rate=0.001,gamma=0.99" (a wandb key prefix, a legend)."""
+    return ",".join(f"{name}={value:g}" for name, value in setting.items())
 
 
 
 class Progress:
-    """Host side of the in-run logging: collects one record per seed per evaluation point, prints a line when all
-    seeds have reported that point, and mirrors it to wandb."""
+    """Host side of the in-run logging: collects one record per run (seed x sweep setting) per evaluation point,
+    prints a line when every run has reported that point, and mirrors it to wandb.
 
-    def __init__(self, num_seeds: int, total_steps: int, wandb_run=None):
-        self.num_seeds, self.total_steps, self.wandb_run = num_seeds, total_steps, wandb_run
+    Runs are setting-major: run r is setting r // num_seeds with seed index r % num_seeds. Records of runs at or past
+    `num_runs` (padding that makes the run count divide the device count) are ignored.
+    """
+
+    def __init__(self, num_runs: int, total_steps: int, wandb_run=None, settings=({},)):
+        self.num_runs, self.total_steps, self.wandb_run, self.settings = num_runs, total_steps, wandb_run, list(settings)
+        self.num_seeds = num_runs // len(self.settings)
         self.pending: dict = {}
         self.start = None
 
-    def record(self, seed_index, step, eval_return, train_return):
-        step, seed_index = int(step), int(seed_index)
+    def record(self, run_index, step, eval_return, train_return):
+        step, run_index = int(step), int(run_index)
+        if run_index >= self.num_runs:
+            return np.int32(0)
         if self.start is None:
             self.start = (time.perf_counter(), step)
         records = self.pending.setdefault(step, {})
-        records[seed_index] = (float(eval_return), float(train_return))
-        if len(records) == self.num_seeds:
+        records[run_index] = (float(eval_return), float(train_return))
+        if len(records) == self.num_runs:
             self.report(step, self.pending.pop(step))
         return np.int32(0)
 
     def report(self, step, records):
-        returns = np.array([records[i][0] for i in sorted(records)])
-        train = np.array([records[i][1] for i in sorted(records)])
+        returns = np.array([records[i][0] for i in range(self.num_runs)])
+        train = np.array([records[i][1] for i in range(self.num_runs)])
         train_mean = np.nanmean(train) if np.isfinite(train).any() else float("nan")
         elapsed, done = time.perf_counter() - self.start[0], step - self.start[1]
-        rate = done * self.num_seeds / elapsed if done > 0 else float("nan")
+        rate = done * self.num_runs / elapsed if done > 0 else float("nan")
         eta = f"{(self.total_steps - step) * elapsed / done:6.1f}s" if done > 0 else "     -"
-        print(
-            f"  step {step:>10,}  {rate:>9,.0f} steps/s  eval return {returns.mean():9.2f} "
-            f"(min {returns.min():.2f}, max {returns.max():.2f})  train return {train_mean:9.2f}  ETA {eta}",
-            flush=True,
-        )
+        line = (f"  step {step:>10,}  {rate:>9,.0f} steps/s  eval return {returns.mean():9.2f} "
+                f"(min {returns.min():.2f}, max {returns.max():.2f})  train return {train_mean:9.2f}  ETA {eta}")
+        by_setting = returns.reshape(len(self.settings), self.num_seeds).mean(1)
+        if len(self.settings) > 1 and step > 0 and np.isfinite(by_setting).any():  # all equal before training
+            best = int(np.nanargmax(by_setting))
+            line += f"  best {setting_label(self.settings[best])}: {by_setting[best]:.2f}"
+        print(line, flush=True)
         if self.wandb_run is not None:
-            data = {f"seed_{i}/eval/episodic_return": r for i, r in enumerate(returns)}
-            data.update({f"seed_{i}/charts/episodic_return": r for i, r in enumerate(train)})
-            data.update({"eval/episodic_return": returns.mean(), "charts/episodic_return": train_mean, "charts/SPS": rate})
-            self.wandb_run.log(data, step=step)
+            self.wandb_run.log(self.wandb_data(returns, train, train_mean, rate), step=step)
+
+    def wandb_data(self, returns, train, train_mean, rate) -> dict:
+        """One wandb run for the whole call: `seed_<i>/...` keys per seed, under a `<setting>/` prefix when sweeping
+        (with that setting's seed means beside them), and the means over all runs at the top level."""
+        data = {"eval/episodic_return": returns.mean(), "charts/episodic_return": train_mean, "charts/SPS": rate}
+        for g, setting in enumerate(self.settings):
+            prefix = f"{setting_label(setting)}/" if setting else ""
+            runs = slice(g * self.num_seeds, (g + 1) * self.num_seeds)
+            for i, (r, t) in enumerate(zip(returns[runs], train[runs])):
+                data[f"{prefix}seed_{i}/eval/episodic_return"] = r
+                data[f"{prefix}seed_{i}/charts/episodic_return"] = t
+            if setting:
+                data[f"{prefix}eval/episodic_return"] = returns[runs].mean()
+                data[f"{prefix}charts/episodic_return"] = np.nanmean(train[runs]) if np.isfinite(train[runs]).any() \
+                    else float("nan")
+        return data
 
 
-def with_progress(config, seed_index, progress: Progress, algo_callback):
+def with_progress(config, run_index, progress: Progress, algo_callback):
     """Wrap the config's callback so that every evaluation point also reports to `progress` on the host."""
     callback = config.eval_callback if config.eval_callback is not None else algo_callback
 
@@ -458,7 +547,7 @@ def with_progress(config, seed_index, progress: Progress, algo_callback):
         eval_return = jnp.mean(out["return"]) if isinstance(out, dict) and "return" in out else jnp.nan
         train_return = out.get("train_return", jnp.nan) if isinstance(out, dict) else jnp.nan
         jax.experimental.io_callback(
-            progress.record, jax.ShapeDtypeStruct((), jnp.int32), seed_index, train_state.global_step,
+            progress.record, jax.ShapeDtypeStruct((), jnp.int32), run_index, train_state.global_step,
             eval_return, train_return,
         )
         return {**out, "env_steps": train_state.global_step} if isinstance(out, dict) else out
@@ -503,20 +592,47 @@ def start_wandb(project: str, name: str, config: dict):
     return wandb.init(project=project, name=name, config=config, mode=mode, settings=wandb.Settings(silent=True))
 
 
-def save_results(out: str, algo: str, config, steps, evaluation, summary: dict):
-    """Write config.json, curves.csv/json (one curve per seed), summary.json and learning_curve.png."""
-    returns = np.asarray(evaluation["return"]).mean(-1)  # [num_seeds, num_evals]
-    train = np.asarray(evaluation["train_return"])  # [num_seeds, num_evals]
+def setting_rows(settings, final) -> list:
+    """One row per sweep setting, best mean final return first: the setting, then mean, std, min, max over seeds.
+    `final` is [num_settings, num_seeds]."""
+    rows = [{**setting, "final_return_mean": float(f.mean()), "final_return_std": float(f.std()),
+             "final_return_min": float(f.min()), "final_return_max": float(f.max()),
+             "final_return_per_seed": f.tolist()} for setting, f in zip(settings, final)]
+    return sorted(rows, key=lambda row: -np.nan_to_num(row["final_return_mean"], nan=-np.inf))
+
+
+def save_results(out: str, algo: str, config, steps, evaluation, summary: dict, settings=({},)):
+    """Write config.json, curves.csv/json (one curve per run), summary.json and learning_curve.png.
+
+    Runs are setting-major (run r: setting r // num_seeds, seed index r % num_seeds); with a sweep, curves.csv starts
+    with the swept values, and settings.csv ranks the settings by final return, best first.
+    """
+    returns = np.asarray(evaluation["return"]).mean(-1)  # [num_runs, num_evals]
+    train = np.asarray(evaluation["train_return"])  # [num_runs, num_evals]
+    settings = list(settings)
+    names, num_seeds = list(settings[0]), returns.shape[0] // len(settings)
     with open(os.path.join(out, "config.json"), "w") as f:
-        json.dump({"algorithm": algo, **config_to_dict(config)}, f, indent=2)
+        json.dump({"algorithm": algo, **config_to_dict(config), **({"sweep": summary["sweep"]} if names else {})},
+                  f, indent=2)
     with open(os.path.join(out, "curves.csv"), "w") as f:
-        f.write("seed,env_steps,eval_return,train_return\n")
-        for seed in range(returns.shape[0]):
-            for step, r, t in zip(steps, returns[seed], train[seed]):
-                f.write(f"{seed},{step},{r:.6g},{t:.6g}\n")
+        f.write(",".join(names + ["seed", "env_steps", "eval_return", "train_return"]) + "\n")
+        for run in range(returns.shape[0]):
+            swept = [f"{settings[run // num_seeds][name]:g}" for name in names]
+            for step, r, t in zip(steps, returns[run], train[run]):
+                f.write(",".join(swept + [str(run % num_seeds), str(step), f"{r:.6g}", f"{t:.6g}"]) + "\n")
+    curves = {"env_steps": list(map(int, steps)), "eval_return": returns.tolist(),
+              "train_return": np.where(np.isfinite(train), train, None).tolist()}
+    if names:
+        curves["runs"] = [{**settings[run // num_seeds], "seed": run % num_seeds} for run in range(returns.shape[0])]
+        with open(os.path.join(out, "settings.csv"), "w") as f:
+            f.write(",".join(names + ["final_return_mean", "final_return_std", "final_return_min",
+                                      "final_return_max"]) + "\n")
+            for row in summary["settings"]:
+                f.write(",".join([f"{row[name]:g}" for name in names] + [
+                    f"{row[k]:.6g}" for k in ("final_return_mean", "final_return_std", "final_return_min",
+                                               "final_return_max")]) + "\n")
     with open(os.path.join(out, "curves.json"), "w") as f:
-        json.dump({"env_steps": list(map(int, steps)), "eval_return": returns.tolist(),
-                   "train_return": np.where(np.isfinite(train), train, None).tolist()}, f)
+        json.dump(curves, f)
     with open(os.path.join(out, "summary.json"), "w") as f:
         json.dump(summary, f, indent=2)
 
@@ -525,12 +641,23 @@ def save_results(out: str, algo: str, config, steps, evaluation, summary: dict):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(steps, returns.mean(0), label=f"mean of {returns.shape[0]} seeds")
-    ax.fill_between(steps, returns.min(0), returns.max(0), alpha=0.3, label="min–max over seeds")
+    fig, ax = plt.subplots(figsize=(7, 4.5) if names else (6, 4))
+    if names:  # one mean curve per setting, best first, with a mean ± std band over seeds
+        by_setting = returns.reshape(len(settings), num_seeds, -1)
+        for row in summary["settings"]:
+            curve = by_setting[settings.index({name: row[name] for name in names})]
+            label = f"{setting_label({name: row[name] for name in names})}: " \
+                    f"{row['final_return_mean']:.1f} ± {row['final_return_std']:.1f}"
+            line, = ax.plot(steps, curve.mean(0), label=label)
+            ax.fill_between(steps, curve.mean(0) - curve.std(0), curve.mean(0) + curve.std(0), alpha=0.15,
+                            color=line.get_color())
+        ax.legend(fontsize=7, title=f"final return over {num_seeds} seed(s), best first", title_fontsize=7)
+    else:
+        ax.plot(steps, returns.mean(0), label=f"mean of {returns.shape[0]} seeds")
+        ax.fill_between(steps, returns.min(0), returns.max(0), alpha=0.3, label="min–max over seeds")
+        ax.legend()
     ax.set(xlabel="env steps (per seed)", ylabel="evaluation return", title=f"{algo.upper()} on {summary['env']}")
     ax.grid(alpha=0.3)
-    ax.legend()
     fig.tight_layout()
     fig.savefig(os.path.join(out, "learning_curve.png"), dpi=120)
     plt.close(fig)
@@ -548,53 +675,156 @@ def cli(algo: str, Config, train_fn, default_callback, description: str = ""):
         sys.exit(2)
 
 
+def device_mesh():
+    """A 1-D mesh, axis "runs", over every visible device (of every process); None when there is only one."""
+    devices = jax.devices()
+    return jax.sharding.Mesh(np.array(devices), ("runs",)) if len(devices) > 1 else None
+
+
+def shard_runs(arrays: dict, num_runs: int):
+    """Place per-run host arrays (leading axis = run) on every device: the run axis padded to a multiple of the
+    device count with copies of the last run, then split over `device_mesh()`. One device: unpadded, unsharded.
+
+    Returns `(placed, padded_count)`. Each process supplies only the rows of its own devices, so this works across
+    processes too.
+    """
+    mesh = device_mesh()
+    if mesh is None:
+        return {k: jnp.asarray(v) for k, v in arrays.items()}, num_runs
+    padded = -(-num_runs // mesh.size) * mesh.size
+    sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("runs"))
+    placed = {}
+    for key, value in arrays.items():
+        value = np.concatenate([value, np.repeat(value[-1:], padded - num_runs, axis=0)])
+        placed[key] = jax.make_array_from_callback(value.shape, sharding, lambda index, v=value: v[index])
+    return placed, padded
+
+
+def over_devices(fn, in_axes=(0,)):
+    """`fn` (one run) vmapped over runs and split over the devices of `device_mesh()`: arguments with in_axis 0 are
+    split along their leading run axis, those with None replicated. Jit the result.
+
+    shard_map rather than jit's automatic partitioning: runs never talk to each other, and automatic partitioning
+    turns a vmapped while loop's stopping test (evaluation stops when every episode has ended) into a cross-device
+    all-reduce at every iteration. `check_vma=False`: the algorithm files' loops start from constants (`jnp.zeros`)
+    that become device-varying, which is right here and needs no annotation.
+
+    Several CPU devices (--xla_force_host_platform_device_count) run their runs one after another with `lax.map`:
+    jaxlib 0.10.2's batched LAPACK QR (orthogonal initialisation) waits on XLA:CPU's shared thread pool, and two
+    devices doing so at once left every thread idle in about half of our runs. Such devices share the same cores, so
+    they are for testing the sharding, not for speed.
+    """
+    mesh = device_mesh()
+    if mesh is None:
+        return jax.vmap(fn, in_axes=in_axes)
+    if mesh.devices.flat[0].platform == "cpu":
+        def batched(*args):
+            def one(mapped):
+                mapped = iter(mapped)
+                return fn(*[next(mapped) if axis == 0 else arg for arg, axis in zip(args, in_axes)])
+            return jax.lax.map(one, [arg for arg, axis in zip(args, in_axes) if axis == 0])
+    else:
+        batched = jax.vmap(fn, in_axes=in_axes)
+    spec = jax.sharding.PartitionSpec("runs")
+    in_specs = tuple(spec if axis == 0 else jax.sharding.PartitionSpec() for axis in in_axes)
+    return jax.shard_map(batched, mesh=mesh, in_specs=in_specs, out_specs=spec, check_vma=False)
+
+
+def unshard_runs(tree, num_runs: int):
+    """The runs of a (possibly sharded, possibly multi-process) output, padding dropped, on every process's host."""
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        tree = multihost_utils.process_allgather(tree, tiled=True)
+    return jax.tree_util.tree_map(lambda x: np.asarray(x)[:num_runs], tree)
+
+
 def run(algo: str, Config, train_fn, default_callback, args):
+    """Train every seed x sweep setting in one jitted, vmapped call, sharded over all devices; print, log, save.
+
+    Returns `(train_state, evaluation, summary)` with a leading run axis, setting-major: run r is sweep setting
+    r // num_seeds (`summary["settings"]` lists them, best first) trained with seed `args.seed + r % num_seeds`.
+    """
     if args.num_seeds < 1:
         raise ValueError(f"--num-seeds must be at least 1, got {args.num_seeds}.")
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(Config)
                  if f.name not in NOT_FLAGS and getattr(args, f.name, None) is not None}
+    sweep = parse_sweep(getattr(args, "sweep", ()))
     try:
         env_kwargs = json.loads(args.env_kwargs)
     except json.JSONDecodeError as error:
         raise ValueError(f"--env-kwargs must be a JSON object such as '{{\"backend\": \"positional\"}}' ({error}).") from None
     env, env_params = make_env(args.env, **env_kwargs)
     config = Config.make(env=env, env_params=env_params, **overrides)
+    configs, _, settings = sweep_grid(config, sweep)  # checked here, before anything is traced
+    for name in sweep:
+        if name in overrides:
+            raise ValueError(f"{name} is given both as --{name.replace('_', '-')} and in --sweep; keep one of them.")
     out = prepare_out_dir(args.out, algo, args.env)
-    wandb_run = start_wandb(args.wandb_project, os.path.basename(out), config_to_dict(config)) if args.track else None
+    num_seeds, num_settings = args.num_seeds, len(settings)
+    num_runs = num_seeds * num_settings
+    wandb_config = {**config_to_dict(config), "num_seeds": num_seeds, "seed": args.seed, "sweep": sweep}
+    wandb_run = start_wandb(args.wandb_project, os.path.basename(out), wandb_config) if args.track else None
+    progress = Progress(num_runs, config.total_env_steps, wandb_run, settings)
 
-    progress = Progress(args.num_seeds, config.total_env_steps, wandb_run)
+    # Run r: setting r // num_seeds, seed args.seed + r % num_seeds, so every setting sees the same seeds.
+    seeds = args.seed + np.tile(np.arange(num_seeds), num_settings)
+    per_run = {"key": np.asarray(jax.vmap(jax.random.PRNGKey)(jnp.asarray(seeds))), "index": np.arange(num_runs),
+               **{name: np.repeat(np.asarray(getattr(configs, name)), num_seeds) for name in sweep}}
+    placed, padded = shard_runs(per_run, num_runs)
 
-    def train_one(rng, seed_index):
-        return train_fn(with_progress(config, seed_index, progress, default_callback), rng)
+    def train_one(inputs):
+        swept = {name: inputs[name] for name in sweep}
+        run_config = with_progress(config.replace(**swept), inputs["index"], progress, default_callback)
+        return train_fn(run_config, inputs["key"])
 
-    keys = jax.vmap(jax.random.PRNGKey)(args.seed + jnp.arange(args.num_seeds))
-    seed_index = jnp.arange(args.num_seeds)
-    print(f"{algo.upper()} on {args.env}: {args.num_seeds} seed(s) x {config.total_env_steps:,} env steps, "
+    grid = f" x {num_settings} settings" if sweep else ""
+    devices = len(jax.devices())
+    sharded = f", sharded over {devices} devices" + (f" ({padded - num_runs} padding runs)" if padded > num_runs
+                                                       else "") if devices > 1 else ""
+    print(f"{algo.upper()} on {args.env}: {num_seeds} seed(s){grid} x {config.total_env_steps:,} env steps{sharded}, "
           f"results in {out}/", flush=True)
     start = time.perf_counter()
-    compiled = jax.jit(jax.vmap(train_one)).lower(keys, seed_index).compile()
+    compiled = jax.jit(over_devices(train_one)).lower(placed).compile()
     compile_time = time.perf_counter() - start
     print(f"compiled in {compile_time:.1f}s; training...", flush=True)
     start = time.perf_counter()
-    train_state, evaluation = jax.block_until_ready(compiled(keys, seed_index))
+    train_state, evaluation = jax.block_until_ready(compiled(placed))
     train_time = time.perf_counter() - start
+    train_state, evaluation = unshard_runs((train_state, evaluation), num_runs)
 
     steps = np.asarray(evaluation.pop("env_steps")[0]) if "env_steps" in evaluation else None
-    final = np.asarray(evaluation["return"])[:, -1].mean(-1)  # [num_seeds] mean over evaluation episodes
-    total_steps = config.total_env_steps * args.num_seeds
+    final = np.asarray(evaluation["return"])[:, -1].mean(-1)  # [num_runs] mean over evaluation episodes
+    total_steps = config.total_env_steps * num_runs
     summary = {
-        "algorithm": algo, "env": args.env, "num_seeds": args.num_seeds, "seed": args.seed,
+        "algorithm": algo, "env": args.env, "num_seeds": num_seeds, "seed": args.seed,
         "env_steps_per_seed": config.total_env_steps, "final_return_mean": float(final.mean()),
         "final_return_std": float(final.std()), "final_return_min": float(final.min()),
         "final_return_max": float(final.max()), "final_return_per_seed": final.tolist(),
         "compile_seconds": compile_time, "train_seconds": train_time, "steps_per_second": total_steps / train_time,
+        "num_devices": devices,
     }
-    save_results(out, algo, config, steps, evaluation, summary)
-    print(f"\nfinal return {final.mean():.2f} ± {final.std():.2f} over {args.num_seeds} seed(s) "
-          f"(min {final.min():.2f}, max {final.max():.2f})")
-    print(f"time: compile {compile_time:.1f}s + train {train_time:.1f}s; {total_steps / train_time:,.0f} env steps/s "
-          f"over all seeds")
-    print(f"saved config.json, curves.csv, curves.json, summary.json, learning_curve.png in {out}/")
+    if sweep:  # the final_return_* above then cover every run; the ranked settings are below
+        summary.update(sweep=sweep, settings=setting_rows(settings, final.reshape(num_settings, num_seeds)))
+    if jax.process_index() == 0:
+        save_results(out, algo, config, steps, evaluation, summary, settings)
+    if sweep:
+        width = max(len(setting_label(s)) for s in settings)
+        print(f"\n{'setting':<{width}}  final return over {num_seeds} seed(s), best first")
+        for row in summary["settings"]:
+            label = setting_label({name: row[name] for name in sweep})
+            print(f"{label:<{width}}  {row['final_return_mean']:9.2f} ± {row['final_return_std']:7.2f}  "
+                  f"(min {row['final_return_min']:.2f}, max {row['final_return_max']:.2f})")
+    else:
+        print(f"\nfinal return {final.mean():.2f} ± {final.std():.2f} over {num_seeds} seed(s) "
+              f"(min {final.min():.2f}, max {final.max():.2f})")
+    print(f"time: compile {compile_time:.1f}s + train {train_time:.1f}s; {total_steps / train_time:,.0f} env steps/s over all {'runs' if sweep else 'seeds'}")
+    if jax.process_index() == 0:
+        print(f"saved config.json, curves.csv, curves.json, summary.json, learning_curve.png"
+              f"{', settings.csv' if sweep else ''} in {out}/")
     if wandb_run is not None:
+        if sweep:
+            wandb_run.summary.update({f"{setting_label({n: row[n] for n in sweep})}/final_return": row["final_return_mean"]
+                                      for row in summary["settings"]})
         wandb_run.finish()
     return train_state, evaluation, summary
