@@ -36,6 +36,18 @@ if _FLAG.split("=")[0] not in os.environ.get("XLA_FLAGS", ""):
 
 import jax  # noqa: E402
 import jax.experimental  # noqa: E402
+
+# A multi-process run (one process per host) joins jax.distributed here, because it must happen before anything starts
+# a backend and importing gymnax below does. Process 0's host:port comes from JAX_COORDINATOR_ADDRESS, the process
+# count and index from JAX_NUM_PROCESSES and JAX_PROCESS_ID or, left out, from the SLURM / Open MPI launch that jax
+# detects (REJAX_DISTRIBUTED=1 asks for that detection alone). CPU processes exchange the results through gloo.
+if os.environ.get("JAX_COORDINATOR_ADDRESS") or os.environ.get("REJAX_DISTRIBUTED") == "1":
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(
+        os.environ.get("JAX_COORDINATOR_ADDRESS"),
+        int(os.environ["JAX_NUM_PROCESSES"]) if os.environ.get("JAX_NUM_PROCESSES") else None,
+        int(os.environ["JAX_PROCESS_ID"]) if os.environ.get("JAX_PROCESS_ID") else None,
+    )
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
@@ -478,64 +490,91 @@ def setting_label(setting: dict) -> str:
 
 
 
+def local_runs(num_runs: int) -> list:
+    """The runs (padding excluded) that this process's devices train, in order: all of them in a single process."""
+    mesh = device_mesh()
+    if mesh is None or jax.process_count() == 1:
+        return list(range(num_runs))
+    per_device = -(-num_runs // mesh.size)
+    return [run for d, device in enumerate(mesh.devices.flat) if device.process_index == jax.process_index()
+            for run in range(d * per_device, min((d + 1) * per_device, num_runs))]
+
+
 class Progress:
     """Host side of the in-run logging: collects one record per run (seed x sweep setting) per evaluation point,
-    prints a line when every run has reported that point, and mirrors it to wandb.
+    prints a line when every run of this process has reported that point, and mirrors it to wandb.
 
-    Runs are setting-major: run r is setting r // num_seeds with seed index r % num_seeds. Records of runs at or past
-    `num_runs` (padding that makes the run count divide the device count) are ignored.
+    Runs are setting-major: run r is setting r // num_seeds with seed index r % num_seeds. Records of padding runs
+    (at or past `num_runs`, added so that the run count divides the device count) are ignored; in a multi-process
+    run, each process reports the runs of its own devices.
     """
 
     def __init__(self, num_runs: int, total_steps: int, wandb_run=None, settings=({},)):
-        self.num_runs, self.total_steps, self.wandb_run, self.settings = num_runs, total_steps, wandb_run, list(settings)
+        self.total_steps, self.wandb_run, self.settings = total_steps, wandb_run, list(settings)
         self.num_seeds = num_runs // len(self.settings)
+        self.runs = local_runs(num_runs)
+        self.expected = set(self.runs)
         self.pending: dict = {}
         self.start = None
 
     def record(self, run_index, step, eval_return, train_return):
         step, run_index = int(step), int(run_index)
-        if run_index >= self.num_runs:
+        if run_index not in self.expected:
             return np.int32(0)
         if self.start is None:
             self.start = (time.perf_counter(), step)
         records = self.pending.setdefault(step, {})
         records[run_index] = (float(eval_return), float(train_return))
-        if len(records) == self.num_runs:
+        if len(records) == len(self.runs):
             self.report(step, self.pending.pop(step))
         return np.int32(0)
 
+    def by_setting(self, values) -> dict:
+        """Per sweep setting (index), the values of its runs among `self.runs`."""
+        groups = {}
+        for value, run in zip(values, self.runs):
+            groups.setdefault(run // self.num_seeds, []).append(value)
+        return {g: np.array(v) for g, v in groups.items()}
+
     def report(self, step, records):
-        returns = np.array([records[i][0] for i in range(self.num_runs)])
-        train = np.array([records[i][1] for i in range(self.num_runs)])
-        train_mean = np.nanmean(train) if np.isfinite(train).any() else float("nan")
+        returns = np.array([records[r][0] for r in self.runs])
+        train = np.array([records[r][1] for r in self.runs])
         elapsed, done = time.perf_counter() - self.start[0], step - self.start[1]
-        rate = done * self.num_runs / elapsed if done > 0 else float("nan")
+        rate = done * len(self.runs) / elapsed if done > 0 else float("nan")
         eta = f"{(self.total_steps - step) * elapsed / done:6.1f}s" if done > 0 else "     -"
         line = (f"  step {step:>10,}  {rate:>9,.0f} steps/s  eval return {returns.mean():9.2f} "
-                f"(min {returns.min():.2f}, max {returns.max():.2f})  train return {train_mean:9.2f}  ETA {eta}")
-        by_setting = returns.reshape(len(self.settings), self.num_seeds).mean(1)
-        if len(self.settings) > 1 and step > 0 and np.isfinite(by_setting).any():  # all equal before training
-            best = int(np.nanargmax(by_setting))
-            line += f"  best {setting_label(self.settings[best])}: {by_setting[best]:.2f}"
+                f"(min {returns.min():.2f}, max {returns.max():.2f})  train return {nanmean(train):9.2f}  ETA {eta}")
+        means = {g: v.mean() for g, v in self.by_setting(returns).items()}
+        finite = {g: m for g, m in means.items() if np.isfinite(m)}
+        if len(self.settings) > 1 and step > 0 and finite:  # all settings are equal before training
+            best = max(finite, key=finite.get)
+            line += f"  best {setting_label(self.settings[best])}: {finite[best]:.2f}"
+        if jax.process_count() > 1:
+            line += f"  (process {jax.process_index()}'s runs)"
         print(line, flush=True)
         if self.wandb_run is not None:
-            self.wandb_run.log(self.wandb_data(returns, train, train_mean, rate), step=step)
+            self.wandb_run.log(self.wandb_data(returns, train, rate), step=step)
 
-    def wandb_data(self, returns, train, train_mean, rate) -> dict:
-        """One wandb run for the whole call: `seed_<i>/...` keys per seed, under a `<setting>/` prefix when sweeping
+    def wandb_data(self, returns, train, rate) -> dict:
+        """One wandb run (per process): `seed_<i>/...` keys per seed, under a `<setting>/` prefix when sweeping
         (with that setting's seed means beside them), and the means over all runs at the top level."""
-        data = {"eval/episodic_return": returns.mean(), "charts/episodic_return": train_mean, "charts/SPS": rate}
-        for g, setting in enumerate(self.settings):
-            prefix = f"{setting_label(setting)}/" if setting else ""
-            runs = slice(g * self.num_seeds, (g + 1) * self.num_seeds)
-            for i, (r, t) in enumerate(zip(returns[runs], train[runs])):
-                data[f"{prefix}seed_{i}/eval/episodic_return"] = r
-                data[f"{prefix}seed_{i}/charts/episodic_return"] = t
-            if setting:
-                data[f"{prefix}eval/episodic_return"] = returns[runs].mean()
-                data[f"{prefix}charts/episodic_return"] = np.nanmean(train[runs]) if np.isfinite(train[runs]).any() \
-                    else float("nan")
+        data = {"eval/episodic_return": returns.mean(), "charts/episodic_return": nanmean(train), "charts/SPS": rate}
+        for r, run in enumerate(self.runs):
+            setting, seed = divmod(run, self.num_seeds)
+            prefix = f"{setting_label(self.settings[setting])}/" if self.settings[setting] else ""
+            data[f"{prefix}seed_{seed}/eval/episodic_return"] = returns[r]
+            data[f"{prefix}seed_{seed}/charts/episodic_return"] = train[r]
+        if len(self.settings) > 1:
+            for (g, r), t in zip(self.by_setting(returns).items(), self.by_setting(train).values()):
+                data[f"{setting_label(self.settings[g])}/eval/episodic_return"] = r.mean()
+                data[f"{setting_label(self.settings[g])}/charts/episodic_return"] = nanmean(t)
         return data
+
+
+def nanmean(values) -> float:
+    """Mean of the finite values; NaN (without a warning) when there are none, e.g. before any episode ended."""
+    values = np.asarray(values)
+    return float(values[np.isfinite(values)].mean()) if np.isfinite(values).any() else float("nan")
 
 
 def with_progress(config, run_index, progress: Progress, algo_callback):
@@ -589,7 +628,11 @@ def start_wandb(project: str, name: str, config: dict):
     mode = os.environ.get("WANDB_MODE") or ("online" if wandb_logged_in() else "offline")
     if mode == "offline":
         print("wandb: no login found, logging offline (upload later with `wandb sync`).")
-    return wandb.init(project=project, name=name, config=config, mode=mode, settings=wandb.Settings(silent=True))
+    group = None
+    if jax.process_count() > 1:  # one run per process (each logs its own devices' runs), grouped under the run name
+        name, group = f"{name}-process{jax.process_index()}", name
+    return wandb.init(project=project, name=name, group=group, config=config, mode=mode,
+                      settings=wandb.Settings(silent=True))
 
 
 def setting_rows(settings, final) -> list:

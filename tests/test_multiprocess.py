@@ -1,0 +1,43 @@
+"""Two processes on localhost (jax.distributed from JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, JAX_PROCESS_ID; gloo
+between CPU processes) split the runs and give the one-process results, written once, by process 0."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import common
+import rejax_ppo
+from rejax_ppo import Config
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FLAGS = ["--env", "CartPole-v1", "--num-seeds", "3", "--total-timesteps", "2000", "--eval-freq", "1000", "--num-envs",
+         "4", "--num-steps", "50", "--num-epochs", "2", "--num-minibatches", "2", "--sweep", "learning_rate=1e-3,3e-3"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_equal_one_process(tmp_path):
+    address = f"localhost:{free_port()}"
+    processes = [subprocess.Popen(
+        [sys.executable, os.path.join(ROOT, "rejax_ppo.py"), *FLAGS, "--out", str(tmp_path / "two")], cwd=ROOT,
+        env={**os.environ, "JAX_COORDINATOR_ADDRESS": address, "JAX_NUM_PROCESSES": "2", "JAX_PROCESS_ID": str(i)},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+    outputs = [p.communicate(timeout=300) for p in processes]
+    for p, (_, stderr) in zip(processes, outputs):
+        assert p.returncode == 0, stderr[-3000:]
+    # 6 runs over 2 processes x 1 device: runs 0-2 on process 0, 3-5 on process 1, each printing its own progress.
+    assert "sharded over 2 devices" in outputs[0][0] and "(process 1's runs)" in outputs[1][0]
+    assert "saved config.json" in outputs[0][0] and "saved config.json" not in outputs[1][0]
+
+    args = common.make_args_class(Config)(
+        env="CartPole-v1", num_seeds=3, total_timesteps=2000, eval_freq=1000, num_envs=4, num_steps=50, num_epochs=2,
+        num_minibatches=2, sweep=("learning_rate=1e-3,3e-3",), out=str(tmp_path / "one"))
+    common.run("ppo", Config, rejax_ppo.train, rejax_ppo.PPO.eval_callback, args)
+    two, one = (json.loads((tmp_path / name / "curves.json").read_text()) for name in ("two", "one"))
+    assert two["eval_return"] == one["eval_return"] and two["train_return"] == one["train_return"]
