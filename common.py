@@ -374,7 +374,136 @@ def get_agent(name: str):
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# 5. The run plumbing behind every CLI
+# 5. Checkpoints: the whole train state of every run, saved between segments of the run and resumed bit-identically
+# ---------------------------------------------------------------------------------------------------------------------
+CHECKPOINT_FORMAT = "rejax-checkpoint-1"
+
+
+def train_in_segments(train_one, inputs, num_evals: int, every: int, save: Callable, resume=None,
+                      batched: Callable = jax.vmap):
+    """Train every run (`train_one(inputs, resume=..., num_evals=...)`, mapped over the leading axis of `inputs` by
+    `batched(fn, in_axes)`: jax.vmap, or `over_devices` to split the runs over devices) in jitted segments of `every`
+    evaluation intervals, calling `save(train_state, evaluation, evals_done)` after each.
+
+    The first call initialises (and warms up) every run and makes the first evaluation; each later call continues the
+    train states for `every` intervals (the last one for what is left). All segments of one length are one compiled
+    program whose start point is an argument, so a run resumed from `resume=(train_state, evaluation, evals_done)`
+    executes exactly the programs the uninterrupted run executes and ends bit-identical to it. (One jitted call with
+    the checkpoint written from inside through a host callback cannot promise that: jax refuses host callbacks under
+    a vmapped `cond`, and a resumed run compiled as a different program rounds differently.)
+    Returns `(train_state, evaluation)`, evaluation as numpy arrays [run, point, ...].
+    """
+    segments = {}
+
+    def segment(length):
+        if length not in segments:
+            def run_segment(inputs, train_state, evals_done):
+                return train_one(inputs, resume=(train_state, evals_done), num_evals=length)
+
+            segments[length] = jax.jit(batched(run_segment, in_axes=(0, 0, None)), donate_argnums=1)
+        return segments[length]
+
+    if resume is None:
+        train_state, evaluation = jax.jit(batched(lambda inputs: train_one(inputs, num_evals=0), in_axes=(0,)))(inputs)
+        evaluation, evals_done = jax.tree_util.tree_map(np.asarray, evaluation), 0
+    else:
+        train_state, evaluation, evals_done = resume
+    while evals_done < num_evals:
+        length = min(every, num_evals - evals_done)
+        train_state, new = segment(length)(inputs, train_state, jnp.int32(evals_done))
+        evaluation = jax.tree_util.tree_map(lambda a, b: np.concatenate([a, np.asarray(b)], 1), evaluation, new)
+        evals_done += length
+        save(train_state, evaluation, evals_done)
+    return train_state, evaluation
+
+
+def save_checkpoint(path: str, train_state, evaluation, evals_done: int, meta: dict):
+    """Write a checkpoint atomically: train states and evaluation so far (leading run axis), the evaluation point
+    they belong to and `meta` (algorithm, env, config, seeds). The bytes go to a temporary file beside `path`, are
+    flushed to disk and renamed over `path`, so a run killed at any moment (kill -9 included) leaves the previous
+    checkpoint or the new one, never a torn file."""
+    from flax import serialization
+
+    data = serialization.msgpack_serialize({
+        "format": CHECKPOINT_FORMAT, "meta": json.dumps(meta), "evals_done": evals_done,
+        "train_state": serialization.to_state_dict(jax.device_get(train_state)), "evaluation": evaluation,
+    })
+    temporary = f"{path}.tmp-{os.getpid()}"
+    with open(temporary, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(temporary, path)
+
+
+def read_checkpoint(path: str) -> dict:
+    """The raw contents of a checkpoint file, `meta` decoded; a one-sentence ValueError if it is missing or unreadable."""
+    from flax import serialization
+
+    try:
+        with open(path, "rb") as f:
+            saved = serialization.msgpack_restore(f.read())
+        if not isinstance(saved, dict) or saved.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError
+        return {**saved, "meta": json.loads(saved["meta"])}
+    except FileNotFoundError:
+        raise ValueError(f"No checkpoint at {path}; pass the checkpoint.msgpack of an earlier run.") from None
+    except Exception:
+        raise ValueError(f"{path} is not a readable checkpoint (corrupt, or not written by rejax); resume from "
+                         "another one or start a new run.") from None
+
+
+def load_checkpoint(path: str, like, meta: dict):
+    """Read a checkpoint for a run described by `meta` whose train states look like `like` (arrays or
+    ShapeDtypeStructs with a leading run axis). Returns `(train_state, evaluation, evals_done)`.
+
+    A checkpoint written by another algorithm, env, seed count, seed, sweep or config, or holding other shapes,
+    raises a one-sentence ValueError that names the mismatch.
+    """
+    saved = read_checkpoint(path)
+    saved_meta = saved["meta"]
+    for key in ("algorithm", "env", "num_seeds", "seed", "sweep", "checkpoint_every"):
+        if saved_meta.get(key) != meta.get(key):
+            raise ValueError(f"Checkpoint {path} was written with {key} {saved_meta.get(key)!r} but this run has "
+                             f"{meta.get(key)!r}; resume with the settings of the run that wrote it.")
+    for name, value in meta.get("config", {}).items():
+        if saved_meta.get("config", {}).get(name) != value:
+            raise ValueError(f"Checkpoint {path} was written with {name}={saved_meta['config'].get(name)!r} but this "
+                             f"run has {name}={value!r}; resume with the settings of the run that wrote it.")
+    from flax import serialization
+
+    try:
+        state = serialization.from_state_dict(like, saved["train_state"])
+    except (ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"Checkpoint {path} holds a train state of another structure ({error}).") from None
+    for (key_path, want), got in zip(jax.tree_util.tree_leaves_with_path(like), jax.tree_util.tree_leaves(state)):
+        got = np.asarray(got)
+        if tuple(want.shape) != got.shape or np.dtype(want.dtype) != got.dtype:
+            raise ValueError(f"Checkpoint {path} has {jax.tree_util.keystr(key_path)} of shape {got.shape} "
+                             f"{got.dtype} where this run needs {tuple(want.shape)} {np.dtype(want.dtype)}.")
+    return state, saved["evaluation"], int(saved["evals_done"])
+
+
+def restore(path: str):
+    """Load the checkpoint of a CLI run for use: returns `(config, train_state)`, train states with a leading run axis.
+    `rejax_<algo>.make_act(config, select_seed(train_state, i))` is then run i's trained policy, no retraining needed.
+    (For a sweep, `config` holds the base values; the run's own setting is in the checkpoint's meta.)"""
+    from flax import serialization
+
+    saved = read_checkpoint(path)
+    meta = saved["meta"]
+    train_fn, Config = get_agent(meta["algorithm"])
+    env, env_params = make_env(meta["env"], **json.loads(meta.get("env_kwargs") or "{}"))
+    fields = {k: tuple(v) if isinstance(v, list) else v for k, v in meta["config"].items() if k not in NOT_FLAGS}
+    config = Config.make(env=env, env_params=env_params, **fields)
+    num_runs = len(jax.tree_util.tree_leaves(saved["train_state"])[0])
+    keys = jax.random.split(jax.random.PRNGKey(0), num_runs)
+    like = jax.eval_shape(jax.vmap(lambda key: train_fn(config, key, num_evals=0)[0]), keys)
+    return config, serialization.from_state_dict(like, saved["train_state"])
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# 6. The run plumbing behind every CLI
 # ---------------------------------------------------------------------------------------------------------------------
 @dataclasses.dataclass
 class RunArgs:
@@ -392,6 +521,10 @@ class RunArgs:
     """Folder for the run's files (default: runs/<algo>-<env>-<timestamp>/)."""
     env_kwargs: str = "{}"
     """Environment options as JSON, e.g. '{"backend": "generalized", "episode_length": 500}' for brax/<name>."""
+    checkpoint_every: Optional[int] = None
+    """Save the whole train state of every seed to OUT/checkpoint.msgpack every N env steps (rounded to evaluation points) and at the end; the run then trains in segments of that length."""
+    resume: Optional[str] = None
+    """Continue the run that wrote this checkpoint.msgpack (give the same flags as that run); results go to its folder unless --out says otherwise."""
     sweep: tuple[str, ...] = ()
     """Train several values of a numeric hyperparameter in the same jitted call: NAME=V1,V2,... (e.g. learning_rate=3e-4,1e-3); repeat the flag for a grid, every combination x every seed."""
 
@@ -782,6 +915,45 @@ def unshard_runs(tree, num_runs: int):
     return jax.tree_util.tree_map(lambda x: np.asarray(x)[:num_runs], tree)
 
 
+def train_with_checkpoints(args, algo, config, num_seeds, sweep, out, train_one, placed, per_run, num_runs):
+    """The training call of `run` with --checkpoint-every / --resume: jitted segments, a checkpoint after each.
+    Returns `(compile_time, train_time, train_state, evaluation)`; compile time is included in the train time."""
+    every_steps = args.checkpoint_every if args.checkpoint_every is not None else config.total_env_steps
+    every = max(1, round(every_steps / steps_per_eval(config)))
+    path = os.path.join(out, "checkpoint.msgpack")
+    meta = {"algorithm": algo, "env": args.env, "env_kwargs": args.env_kwargs, "num_seeds": num_seeds, "seed": args.seed,
+            "sweep": sweep, "checkpoint_every": args.checkpoint_every, "config": config_to_dict(config)}
+    resume = None
+    if args.resume is not None:
+        like = jax.eval_shape(jax.vmap(lambda inputs: train_one(inputs, num_evals=0)), per_run)[0]
+        train_state, evaluation, evals_done = load_checkpoint(args.resume, like, meta)
+        leaves, treedef = jax.tree_util.tree_flatten(train_state)
+        placed_leaves, _ = shard_runs({str(i): np.asarray(leaf) for i, leaf in enumerate(leaves)}, num_runs)
+        train_state = jax.tree_util.tree_unflatten(treedef, [placed_leaves[str(i)] for i in range(len(leaves))])
+        padded = len(jax.tree_util.tree_leaves(placed)[0])
+        evaluation = jax.tree_util.tree_map(  # padding runs repeat the last run, as in shard_runs
+            lambda x: np.concatenate([x, np.repeat(x[-1:], padded - num_runs, 0)]), evaluation)
+        resume = (train_state, evaluation, evals_done)
+        print(f"resuming from {args.resume} at evaluation point {evals_done} of {config.num_evals} "
+              f"(env step {evals_done * steps_per_eval(config):,} after any warm-up)", flush=True)
+
+    def save(train_state, evaluation, evals_done):
+        save_checkpoint(path, unshard_runs(train_state, num_runs), unshard_runs(evaluation, num_runs), evals_done,
+                        meta)
+
+    print(f"training in segments of {every * steps_per_eval(config):,} env steps, a checkpoint after each in {path} "
+          "(compile time included in the training time)", flush=True)
+    start = time.perf_counter()
+    train_state, evaluation = train_in_segments(train_one, placed, config.num_evals, every, save, resume,
+                                                batched=over_devices)
+    return None, time.perf_counter() - start, train_state, evaluation
+
+
+def steps_per_eval(config) -> int:
+    """Env steps between two evaluation points, for any algorithm's config."""
+    return config.iterations_per_eval * getattr(config, "steps_per_iteration", config.num_envs)
+
+
 def run(algo: str, Config, train_fn, default_callback, args):
     """Train every seed x sweep setting in one jitted, vmapped call, sharded over all devices; print, log, save.
 
@@ -803,7 +975,14 @@ def run(algo: str, Config, train_fn, default_callback, args):
     for name in sweep:
         if name in overrides:
             raise ValueError(f"{name} is given both as --{name.replace('_', '-')} and in --sweep; keep one of them.")
-    out = prepare_out_dir(args.out, algo, args.env)
+    checkpointing = args.checkpoint_every is not None or args.resume is not None
+    if checkpointing and jax.process_count() > 1:
+        raise ValueError("--checkpoint-every and --resume work in single-process runs only; drop them or run one "
+                         "process (it may still use every local device).")
+    if args.checkpoint_every is not None and args.checkpoint_every < 1:
+        raise ValueError(f"--checkpoint-every is in env steps and must be at least 1, got {args.checkpoint_every}.")
+    out = prepare_out_dir(args.out or (os.path.dirname(os.path.abspath(args.resume)) if args.resume else None),
+                          algo, args.env)
     num_seeds, num_settings = args.num_seeds, len(settings)
     num_runs = num_seeds * num_settings
     wandb_config = {**config_to_dict(config), "num_seeds": num_seeds, "seed": args.seed, "sweep": sweep}
@@ -816,10 +995,10 @@ def run(algo: str, Config, train_fn, default_callback, args):
                **{name: np.repeat(np.asarray(getattr(configs, name)), num_seeds) for name in sweep}}
     placed, padded = shard_runs(per_run, num_runs)
 
-    def train_one(inputs):
+    def train_one(inputs, **segment):  # segment: resume= and num_evals= when training in segments
         swept = {name: inputs[name] for name in sweep}
         run_config = with_progress(config.replace(**swept), inputs["index"], progress, default_callback)
-        return train_fn(run_config, inputs["key"])
+        return train_fn(run_config, inputs["key"], **segment)
 
     grid = f" x {num_settings} settings" if sweep else ""
     devices = len(jax.devices())
@@ -827,13 +1006,17 @@ def run(algo: str, Config, train_fn, default_callback, args):
                                                        else "") if devices > 1 else ""
     print(f"{algo.upper()} on {args.env}: {num_seeds} seed(s){grid} x {config.total_env_steps:,} env steps{sharded}, "
           f"results in {out}/", flush=True)
-    start = time.perf_counter()
-    compiled = jax.jit(over_devices(train_one)).lower(placed).compile()
-    compile_time = time.perf_counter() - start
-    print(f"compiled in {compile_time:.1f}s; training...", flush=True)
-    start = time.perf_counter()
-    train_state, evaluation = jax.block_until_ready(compiled(placed))
-    train_time = time.perf_counter() - start
+    if checkpointing:
+        compile_time, train_time, train_state, evaluation = train_with_checkpoints(
+            args, algo, config, num_seeds, sweep, out, train_one, placed, per_run, num_runs)
+    else:
+        start = time.perf_counter()
+        compiled = jax.jit(over_devices(train_one)).lower(placed).compile()
+        compile_time = time.perf_counter() - start
+        print(f"compiled in {compile_time:.1f}s; training...", flush=True)
+        start = time.perf_counter()
+        train_state, evaluation = jax.block_until_ready(compiled(placed))
+        train_time = time.perf_counter() - start
     train_state, evaluation = unshard_runs((train_state, evaluation), num_runs)
 
     steps = np.asarray(evaluation.pop("env_steps")[0]) if "env_steps" in evaluation else None
@@ -861,7 +1044,9 @@ def run(algo: str, Config, train_fn, default_callback, args):
     else:
         print(f"\nfinal return {final.mean():.2f} ± {final.std():.2f} over {num_seeds} seed(s) "
               f"(min {final.min():.2f}, max {final.max():.2f})")
-    print(f"time: compile {compile_time:.1f}s + train {train_time:.1f}s; {total_steps / train_time:,.0f} env steps/s over all {'runs' if sweep else 'seeds'}")
+    timing = f"compile {compile_time:.1f}s + train {train_time:.1f}s" if compile_time is not None else \
+        f"{train_time:.1f}s in segments, compile included"
+    print(f"time: {timing}; {total_steps / train_time:,.0f} env steps/s over all {'runs' if sweep else 'seeds'}")
     if jax.process_index() == 0:
         print(f"saved config.json, curves.csv, curves.json, summary.json, learning_curve.png"
               f"{', settings.csv' if sweep else ''} in {out}/")
