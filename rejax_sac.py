@@ -17,10 +17,14 @@ Notable choices:
 - num_critics critics (2 = clipped double Q); targets and the policy use their minimum.
 - Time-limit truncation is not termination: the buffer stores the observation the action led to and `terminated`,
   so a truncated step still bootstraps.
-- The replay buffer is a pytree ring [rows, num_envs, ...] written one row per env step at an index that depends only
-  on the step count (the same for every seed, so vmap keeps it a plain slice update); samples are uniform over the
-  rows written so far. Warm-up (learning_starts, uniform random actions) is its own loop before training, so no
-  per-step `lax.cond` turns into both branches under vmap.
+- The replay buffer is a pytree ring [rows, num_envs, ...], one row per step of the num_envs envs, at an index that
+  depends only on the step count (the same for every seed, so vmap keeps it a slice update); samples are uniform over
+  the rows written so far. New rows wait in a small `recent` block and reach the big buffer together, every
+  block_iterations iterations; batches sample both, so the result is the same ring. Why: XLA on CPU copies a buffer
+  that one loop iteration both reads and writes, and a per-step write would copy the whole buffer of every seed at
+  every env step (28 % of a 300-seed CartPole run).
+  Warm-up (learning_starts, uniform random actions) is its own loop before training, so no per-step `lax.cond`
+  turns into both branches under vmap.
 
 Run: python rejax_sac.py --env Pendulum-v1 --num-seeds 4
 """
@@ -159,6 +163,13 @@ class Config:
         return max(1, self.eval_freq // self.num_envs)
 
     @property
+    def block_iterations(self) -> int:
+        """Iterations whose rows wait in the `recent` block before one write to the buffer: the largest divisor of
+        iterations_per_eval up to 64 (and up to buffer_rows, so a block never overwrites itself)."""
+        limit = min(64, self.buffer_rows)
+        return max(k for k in range(1, limit + 1) if self.iterations_per_eval % k == 0)
+
+    @property
     def num_evals(self) -> int:
         iterations = -(-self.total_timesteps // self.num_envs) - self.warmup_iterations
         return max(1, -(-iterations // self.iterations_per_eval))
@@ -268,7 +279,7 @@ class TrainState:
     actor_opt_state: Any
     critic_opt_state: Any
     alpha_opt_state: Any
-    buffer: Transition  # [buffer_rows, num_envs, ...]
+    buffer: Transition  # [buffer_rows, num_envs, ...] ring; rows of the current block are in `recent` (train_block)
     env_state: Any  # [num_envs, ...]
     obs: jax.Array  # [num_envs, ...] current raw observation
     obs_stats: common.RunningMeanStd
@@ -360,7 +371,8 @@ class SAC:
 
     @classmethod
     def step_env(cls, config, train_state, random: bool):
-        """ACT in every env (uniformly at random during warm-up), STEP, and WRITE the transitions as one buffer row."""
+        """ACT in every env (uniformly at random during warm-up) and STEP them. Returns the new state and the
+        transitions: one buffer row [num_envs, ...] (written by the caller)."""
         rng, rng_action, rng_step = jax.random.split(train_state.rng, 3)
         if random and config.discrete:
             action = jax.random.randint(rng_action, (config.num_envs,), 0, config.action_dim)
@@ -372,24 +384,36 @@ class SAC:
         next_obs, env_state, reward, terminated, truncated, final_obs = common.step_envs(
             config.env, config.env_params, rng_step, train_state.env_state, cls.scale_action(config, action))
 
-        row = (train_state.global_step // config.num_envs) % config.buffer_rows  # same for every seed
         transition = Transition(train_state.obs, action, reward, terminated, final_obs)
-        buffer = jax.tree_util.tree_map(
-            lambda buf, x: jax.lax.dynamic_update_index_in_dim(buf, x, row, 0), train_state.buffer, transition)
         obs_stats = train_state.obs_stats.update(next_obs) if config.normalize_observations else train_state.obs_stats
-        return train_state.replace(
-            rng=rng, global_step=train_state.global_step + config.num_envs, buffer=buffer, env_state=env_state,
-            obs=next_obs, obs_stats=obs_stats,
-            episode_stats=train_state.episode_stats.update(reward, terminated | truncated))
+        train_state = train_state.replace(
+            rng=rng, global_step=train_state.global_step + config.num_envs, env_state=env_state, obs=next_obs,
+            obs_stats=obs_stats, episode_stats=train_state.episode_stats.update(reward, terminated | truncated))
+        return train_state, transition
 
     @classmethod
-    def sample_batch(cls, config, train_state, rng) -> Transition:
-        """batch_size transitions, uniformly among the rows written so far (never an O(buffer) mask)."""
-        filled = jnp.minimum(train_state.global_step // config.num_envs, config.buffer_rows)
+    def write_rows(cls, config, buffer, rows: Transition, first_row):
+        """Write rows [n, num_envs, ...] into the ring at rows first_row, first_row + 1, ... (modulo its size)."""
+        index = (first_row + jnp.arange(jax.tree_util.tree_leaves(rows)[0].shape[0])) % config.buffer_rows
+        return jax.tree_util.tree_map(lambda buf, x: buf.at[index].set(x, unique_indices=True), buffer, rows)
+
+    @classmethod
+    def sample_batch(cls, config, train_state, recent: Transition, first_row, rng) -> Transition:
+        """batch_size transitions, uniformly among the rows written so far (never an O(buffer) mask). Rows
+        first_row, first_row + 1, ... of the current block are read from `recent`, the others from the buffer."""
+        written = train_state.global_step // config.num_envs
         rng_row, rng_env = jax.random.split(rng)
-        rows = jax.random.randint(rng_row, (config.batch_size,), 0, filled)
+        rows = jax.random.randint(rng_row, (config.batch_size,), 0, jnp.minimum(written, config.buffer_rows))
         envs = jax.random.randint(rng_env, (config.batch_size,), 0, config.num_envs)
-        batch = jax.tree_util.tree_map(lambda buf: buf[rows, envs], train_state.buffer)
+        offset = (rows - first_row) % config.buffer_rows  # position in the block, if the row is one of its rows
+        in_recent = offset < written - first_row
+        offset = jnp.minimum(offset, config.block_iterations - 1)
+
+        def take(buf, block):
+            old, new = buf[rows, envs], block[offset, envs]
+            return jnp.where(in_recent.reshape(in_recent.shape + (1,) * (old.ndim - 1)), new, old)
+
+        batch = jax.tree_util.tree_map(take, train_state.buffer, recent)
         normalize = lambda obs: cls.normalize(config, train_state.obs_stats, obs)  # noqa: E731
         return batch._replace(obs=normalize(batch.obs), next_obs=normalize(batch.next_obs))
 
@@ -441,12 +465,11 @@ class SAC:
         return log_alpha * (entropy - cls.target_entropy(config))
 
     @classmethod
-    def update(cls, config, train_state, rng):
-        """One gradient step on a fresh batch: CRITICS, then ACTOR, then TEMPERATURE, then Polyak TARGETS."""
+    def update(cls, config, train_state, batch: Transition, rng):
+        """One gradient step on a batch: CRITICS, then ACTOR, then TEMPERATURE, then Polyak TARGETS."""
         optimizer = cls.optimizer(config)
         ts = train_state
-        rng_batch, rng_target, rng_actor = jax.random.split(rng, 3)
-        batch = cls.sample_batch(config, ts, rng_batch)
+        rng_target, rng_actor = jax.random.split(rng)
         alpha = jnp.exp(ts.log_alpha)
 
         target = cls.critic_target(config, ts.actor_params, ts.target_critic_params, alpha, batch, rng_target)
@@ -472,23 +495,48 @@ class SAC:
         return ts, {**critic_metrics, **actor_metrics, "alpha": alpha}
 
     @classmethod
-    def train_iteration(cls, config, train_state):
-        """Take gradient_steps gradient steps, then STEP every env once with the updated policy.
-
-        Reading all batches first and writing the new row last (the buffer always holds the warm-up's rows), with
-        the buffer a loop constant of the gradient-step scan, is the order that costs least: writing first lets XLA
-        fuse the write into the reads. XLA on CPU still copies the buffer arrays once per iteration; the cost grows
-        with buffer_size x seeds (see benchmarks/sac.md), so keep buffers no larger than needed."""
+    def train_iteration(cls, config, train_state, recent: Transition, first_row):
+        """Take gradient_steps gradient steps on fresh batches, then STEP every env once with the updated policy.
+        Returns the new state and the new buffer row (the caller puts it in `recent`)."""
         rng, rng_update = jax.random.split(train_state.rng)
-        buffer = train_state.buffer
 
-        def gradient_step(ts, rng):  # the buffer is read-only here: a loop constant, not part of the carry
-            ts, metrics = cls.update(config, ts.replace(buffer=buffer), rng)
-            return ts.replace(buffer=None), metrics
+        def gradient_step(ts, rng):
+            rng_batch, rng_update = jax.random.split(rng)
+            return cls.update(config, ts, cls.sample_batch(config, ts, recent, first_row, rng_batch), rng_update)
 
-        train_state, metrics = jax.lax.scan(gradient_step, train_state.replace(rng=rng, buffer=None),
+        train_state, metrics = jax.lax.scan(gradient_step, train_state.replace(rng=rng),
                                             jax.random.split(rng_update, config.gradient_steps))
-        return cls.step_env(config, train_state.replace(buffer=buffer), random=False)
+        return cls.step_env(config, train_state, random=False)
+
+    @classmethod
+    def train_block(cls, config, train_state):
+        """block_iterations training iterations. Their rows collect in a small `recent` block and go to the buffer
+        in one write at the end, so inside the loop the big buffer is only read (see the module docstring)."""
+        first_row = train_state.global_step // config.num_envs
+        buffer = train_state.buffer
+        recent = jax.tree_util.tree_map(
+            lambda buf: jnp.zeros((config.block_iterations,) + buf.shape[1:], buf.dtype), buffer)
+
+        def iteration(i, carry):  # the buffer is a loop constant here, not part of the carry
+            ts, recent = carry
+            ts, row = cls.train_iteration(config, ts.replace(buffer=buffer), recent, first_row)
+            recent = jax.tree_util.tree_map(lambda r, x: jax.lax.dynamic_update_index_in_dim(r, x, i, 0), recent, row)
+            return ts.replace(buffer=None), recent
+
+        train_state, recent = jax.lax.fori_loop(0, config.block_iterations, iteration,
+                                                (train_state.replace(buffer=None), recent))
+        return train_state.replace(buffer=cls.write_rows(config, buffer, recent, first_row))
+
+    @classmethod
+    def warm_up(cls, config, train_state):
+        """learning_starts env steps with uniformly random actions, written to the buffer at once (the last
+        buffer_rows of them if they are more)."""
+        train_state, rows = jax.lax.scan(lambda ts, _: cls.step_env(config, ts, random=True), train_state, None,
+                                         length=config.warmup_iterations)
+        keep = min(config.warmup_iterations, config.buffer_rows)
+        rows = jax.tree_util.tree_map(lambda x: x[-keep:], rows)
+        return train_state.replace(buffer=cls.write_rows(config, train_state.buffer, rows,
+                                                         config.warmup_iterations - keep))
 
     @classmethod
     def eval_callback(cls, config, train_state, rng):
@@ -510,7 +558,8 @@ class SAC:
             return callback(config, ts, jax.random.fold_in(rng_eval, ts.global_step))
 
         def eval_interval(ts, _):
-            ts = jax.lax.fori_loop(0, config.iterations_per_eval, lambda _, ts: cls.train_iteration(config, ts), ts)
+            num_blocks = config.iterations_per_eval // config.block_iterations
+            ts = jax.lax.fori_loop(0, num_blocks, lambda _, ts: cls.train_block(config, ts), ts)
             return ts, evaluate(ts)
 
         if resume is not None:
@@ -519,8 +568,7 @@ class SAC:
             return jax.lax.scan(eval_interval, train_state, None, length=length)
         train_state = cls.init(config, rng)
         first = evaluate(train_state)
-        train_state = jax.lax.fori_loop(0, config.warmup_iterations,
-                                        lambda _, ts: cls.step_env(config, ts, random=True), train_state)
+        train_state = cls.warm_up(config, train_state)
         length = config.num_evals if num_evals is None else num_evals
         train_state, rest = jax.lax.scan(eval_interval, train_state, None, length=length)
         evaluation = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a[None], b]), first, rest)
