@@ -45,9 +45,9 @@ import common
 # Config
 # ---------------------------------------------------------------------------------------------------------------------
 TUNED = {
-    "CartPole-v1": dict(num_envs=4, buffer_size=20_000, batch_size=64, gradient_steps=1, learning_starts=1_000,
-                        activation="tanh", learning_rate=1e-3, tau=0.05, target_entropy_scale=0.7,
-                        total_timesteps=44_000, eval_freq=4_000),
+    "CartPole-v1": dict(num_envs=4, buffer_size=10_000, batch_size=64, gradient_steps=1, learning_starts=1_000,
+                        activation="tanh", learning_rate=2e-3, tau=0.05, target_entropy_scale=0.7,
+                        total_timesteps=32_000, eval_freq=4_000),
     "Acrobot-v1": dict(num_envs=4, buffer_size=50_000, batch_size=128, gradient_steps=1, learning_starts=1_000,
                        activation="tanh", learning_rate=1e-3, tau=0.05, target_entropy_scale=0.7,
                        total_timesteps=100_000, eval_freq=10_000),
