@@ -22,7 +22,7 @@ Notable choices:
   the rows written so far. New rows wait in a small `recent` block and reach the big buffer together, every
   block_iterations iterations; batches sample both, so the result is the same ring. Why: XLA on CPU copies a buffer
   that one loop iteration both reads and writes, and a per-step write would copy the whole buffer of every seed at
-  every env step (28 % of a 300-seed CartPole run).
+  every env step (87 vs 74 ms per iteration of a 300-seed CartPole run).
   Warm-up (learning_starts, uniform random actions) is its own loop before training, so no per-step `lax.cond`
   turns into both branches under vmap.
 
