@@ -1,29 +1,22 @@
-"""What every rejax algorithm file shares: environments, wrappers, evaluation and the run plumbing.
+"""What every rejax algorithm file shares: environments, wrappers, evaluation and config checks.
 
 Sections, in order:
-  1. Environments: `make_env`, action-space helpers, vectorised reset/step with correct episode ends.
+  1. Environments: `make_env` (gymnax names and `brax/<name>`), action-space helpers, vectorised reset/step with
+     correct episode ends.
   2. Pytree wrappers: `EpisodeStats` (training-episode returns), `RunningMeanStd` (observation normalisation).
   3. Evaluation: `evaluate` and `evaluate_policy`, the body of every algorithm's default callback.
-  4. Config helpers: override checking, value checks, JSON export; `get_agent`.
-  5. The run plumbing behind every CLI: `cli(...)` parses flags, trains all seeds in one jitted, vmapped call,
-     prints progress from inside the run (io_callback at evaluation points only), logs to wandb, saves results.
+  4. Config helpers: override merging and value checks; `get_agent`.
 
-Nothing here imports an algorithm file, except `get_agent`, lazily.
+An algorithm file plus this module is the whole Python API (`Config.make`, `train`, `make_act`). The command line
+(flags, sweeps, devices, checkpoints, progress, wandb, results) is `cli.py`, which imports this module, never the
+other way round. Nothing here imports an algorithm file, except `get_agent`, lazily.
 """
 
-import ast
 import dataclasses
 import difflib
 import importlib
-import inspect
-import itertools
-import json
-import math
 import os
-import sys
-import textwrap
-import time
-from typing import Annotated, Any, Callable, Optional
+from typing import Any
 
 # XLA:CPU (jaxlib 0.10.2) can deadlock, every thread idle, when a vmapped training scan holds an evaluation loop (seen
 # with PPO on Pendulum-v1, 2 seeds, every time); its concurrency-optimised scheduler is the cause, so turn it off. XLA
@@ -35,7 +28,6 @@ if _FLAG.split("=")[0] not in os.environ.get("XLA_FLAGS", ""):
     os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {_FLAG}".strip()
 
 import jax  # noqa: E402
-import jax.experimental  # noqa: E402
 
 # A multi-process run (one process per host) joins jax.distributed here, because it must happen before anything starts
 # a backend and importing gymnax below does. Process 0's host:port comes from JAX_COORDINATOR_ADDRESS, the process
@@ -65,7 +57,8 @@ CONTINUOUS_ALGORITHMS = ("ppo", "sac", "ddpg", "td3")
 def make_env(name: str, **env_kwargs):
     """Return `(env, env_params)` for a gymnax name ("CartPole-v1", "Breakout-MinAtar", ...) or "brax/<name>".
 
-    For brax, `env_kwargs` are `backend` (default "positional"), `episode_length` (1000) and `action_repeat` (1).
+    For brax, `env_kwargs` are `backend` (default: "positional", or "generalized" for swimmer, the one backend it
+    has), `episode_length` (1000, in physics steps as in brax's own training wrapper) and `action_repeat` (1).
     """
     import gymnax
 
@@ -84,6 +77,7 @@ def make_env(name: str, **env_kwargs):
 
 BRAX_ENVS = ("ant", "halfcheetah", "hopper", "humanoid", "humanoidstandup", "inverted_pendulum",
              "inverted_double_pendulum", "pusher", "reacher", "swimmer", "walker2d")
+BRAX_BACKENDS = {"swimmer": ("generalized",)}  # brax 0.14.2; every other env also has positional, spring and mjx
 
 
 @struct.dataclass
@@ -99,16 +93,29 @@ class BraxParams:
 
 class BraxEnv(gymnax_environment.Environment):
     """A brax environment behind the gymnax 1.x interface (a pytree state with `time`, `step` returning
-    `terminated` and `truncated` apart). brax's own `done` is a termination (e.g. the hopper fell); the time limit,
-    `episode_length`, is a truncation handled by gymnax's `step` through `state.time`, so it is bootstrapped."""
+    `terminated` and `truncated` apart). brax's own `done` is a termination (e.g. the hopper fell); the time limit
+    is a truncation handled by gymnax's `step` through `state.time`, so it is bootstrapped.
 
-    def __init__(self, name: str, backend: str = "positional", episode_length: int = 1000, action_repeat: int = 1,
+    As in brax's `EpisodeWrapper`, `episode_length` counts physics steps: one agent step is `action_repeat` of them
+    (rewards summed), so an episode lasts ceil(episode_length / action_repeat) agent steps and returns compare with
+    brax baselines. Unlike brax's wrapper, rewards after a termination inside the repeat are not added."""
+
+    def __init__(self, name: str, backend: str = None, episode_length: int = 1000, action_repeat: int = 1,
                  **kwargs):
         super().__init__()
         if name not in BRAX_ENVS:
             close = difflib.get_close_matches(name, BRAX_ENVS, n=1)
             hint = f"did you mean 'brax/{close[0]}'? " if close else ""
             raise ValueError(f"Unknown brax environment {name!r}; {hint}available: {', '.join(BRAX_ENVS)}.")
+        supported = BRAX_BACKENDS.get(name, ("positional", "generalized", "spring", "mjx"))
+        backend = supported[0] if backend is None else backend
+        if backend not in supported:
+            raise ValueError(f"brax/{name} has no {backend!r} backend; pass one of {', '.join(supported)} "
+                             f"(e.g. --env-kwargs '{{\"backend\": \"{supported[0]}\"}}').")
+        if not (isinstance(episode_length, int) and isinstance(action_repeat, int) and episode_length >= 1
+                and action_repeat >= 1):
+            raise ValueError(f"brax episode_length and action_repeat must be positive integers, got "
+                             f"{episode_length!r} and {action_repeat!r}.")
         from brax import envs
 
         self.brax_name, self.episode_length, self.action_repeat = name, episode_length, action_repeat
@@ -116,7 +123,7 @@ class BraxEnv(gymnax_environment.Environment):
 
     @property
     def default_params(self):
-        return BraxParams(max_steps_in_episode=self.episode_length)
+        return BraxParams(max_steps_in_episode=-(-self.episode_length // self.action_repeat))
 
     def reset_env(self, key, params):
         state = self.env.reset(key)
@@ -342,25 +349,6 @@ def check_callback(callback):
         )
 
 
-def config_to_dict(config) -> dict:
-    """The config as plain JSON-able values: the env by name, env params as a dict, the callback by name."""
-    out = {}
-    for f in dataclasses.fields(config):
-        value = getattr(config, f.name)
-        if f.name == "env":
-            value = env_name(value)
-        elif f.name == "env_params":
-            value = {k: np.asarray(v).tolist() for k, v in dataclasses.asdict(value).items()}
-        elif callable(value):
-            value = getattr(value, "__qualname__", repr(value))
-        elif isinstance(value, (jax.Array, np.ndarray, np.number)):
-            value = np.asarray(value).tolist()
-        elif isinstance(value, tuple):
-            value = list(value)
-        out[f.name] = value
-    return out
-
-
 def get_agent(name: str):
     """Return `(train_fn, Config)` for an algorithm name: "ppo", "dqn", "sac", "ddpg" or "td3"."""
     key = name.lower()
@@ -371,688 +359,3 @@ def get_agent(name: str):
     except ModuleNotFoundError as error:
         raise ValueError(f"rejax_{key}.py is not importable ({error}); put it beside common.py.") from None
     return module.train, module.Config
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# 5. Checkpoints: the whole train state of every run, saved between segments of the run and resumed bit-identically
-# ---------------------------------------------------------------------------------------------------------------------
-CHECKPOINT_FORMAT = "rejax-checkpoint-1"
-
-
-def train_in_segments(train_one, inputs, num_evals: int, every: int, save: Callable, resume=None,
-                      batched: Callable = jax.vmap):
-    """Train every run (`train_one(inputs, resume=..., num_evals=...)`, mapped over the leading axis of `inputs` by
-    `batched(fn, in_axes)`: jax.vmap, or `over_devices` to split the runs over devices) in jitted segments of `every`
-    evaluation intervals, calling `save(train_state, evaluation, evals_done)` after each.
-
-    The first call initialises (and warms up) every run and makes the first evaluation; each later call continues the
-    train states for `every` intervals (the last one for what is left). All segments of one length are one compiled
-    program whose start point is an argument, so a run resumed from `resume=(train_state, evaluation, evals_done)`
-    executes exactly the programs the uninterrupted run executes and ends bit-identical to it. (One jitted call with
-    the checkpoint written from inside through a host callback cannot promise that: jax refuses host callbacks under
-    a vmapped `cond`, and a resumed run compiled as a different program rounds differently.)
-    Returns `(train_state, evaluation)`, evaluation as numpy arrays [run, point, ...].
-    """
-    segments = {}
-
-    def segment(length):
-        if length not in segments:
-            def run_segment(inputs, train_state, evals_done):
-                return train_one(inputs, resume=(train_state, evals_done), num_evals=length)
-
-            segments[length] = jax.jit(batched(run_segment, in_axes=(0, 0, None)), donate_argnums=1)
-        return segments[length]
-
-    if resume is None:
-        train_state, evaluation = jax.jit(batched(lambda inputs: train_one(inputs, num_evals=0), in_axes=(0,)))(inputs)
-        evaluation, evals_done = jax.tree_util.tree_map(np.asarray, evaluation), 0
-    else:
-        train_state, evaluation, evals_done = resume
-    while evals_done < num_evals:
-        length = min(every, num_evals - evals_done)
-        train_state, new = segment(length)(inputs, train_state, jnp.int32(evals_done))
-        evaluation = jax.tree_util.tree_map(lambda a, b: np.concatenate([a, np.asarray(b)], 1), evaluation, new)
-        evals_done += length
-        save(train_state, evaluation, evals_done)
-    return train_state, evaluation
-
-
-def save_checkpoint(path: str, train_state, evaluation, evals_done: int, meta: dict):
-    """Write a checkpoint atomically: train states and evaluation so far (leading run axis), the evaluation point
-    they belong to and `meta` (algorithm, env, config, seeds). The bytes go to a temporary file beside `path`, are
-    flushed to disk and renamed over `path`, so a run killed at any moment (kill -9 included) leaves the previous
-    checkpoint or the new one, never a torn file."""
-    from flax import serialization
-
-    data = serialization.msgpack_serialize({
-        "format": CHECKPOINT_FORMAT, "meta": json.dumps(meta), "evals_done": evals_done,
-        "train_state": serialization.to_state_dict(jax.device_get(train_state)), "evaluation": evaluation,
-    })
-    temporary = f"{path}.tmp-{os.getpid()}"
-    with open(temporary, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(temporary, path)
-
-
-def read_checkpoint(path: str) -> dict:
-    """The raw contents of a checkpoint file, `meta` decoded; a one-sentence ValueError if it is missing or unreadable."""
-    from flax import serialization
-
-    try:
-        with open(path, "rb") as f:
-            saved = serialization.msgpack_restore(f.read())
-        if not isinstance(saved, dict) or saved.get("format") != CHECKPOINT_FORMAT:
-            raise ValueError
-        return {**saved, "meta": json.loads(saved["meta"])}
-    except FileNotFoundError:
-        raise ValueError(f"No checkpoint at {path}; pass the checkpoint.msgpack of an earlier run.") from None
-    except Exception:
-        raise ValueError(f"{path} is not a readable checkpoint (corrupt, or not written by rejax); resume from "
-                         "another one or start a new run.") from None
-
-
-def load_checkpoint(path: str, like, meta: dict):
-    """Read a checkpoint for a run described by `meta` whose train states look like `like` (arrays or
-    ShapeDtypeStructs with a leading run axis). Returns `(train_state, evaluation, evals_done)`.
-
-    A checkpoint written by another algorithm, env, seed count, seed, sweep or config, or holding other shapes,
-    raises a one-sentence ValueError that names the mismatch.
-    """
-    saved = read_checkpoint(path)
-    saved_meta = saved["meta"]
-    for key in ("algorithm", "env", "num_seeds", "seed", "sweep", "checkpoint_every"):
-        if saved_meta.get(key) != meta.get(key):
-            raise ValueError(f"Checkpoint {path} was written with {key} {saved_meta.get(key)!r} but this run has "
-                             f"{meta.get(key)!r}; resume with the settings of the run that wrote it.")
-    for name, value in meta.get("config", {}).items():
-        if saved_meta.get("config", {}).get(name) != value:
-            raise ValueError(f"Checkpoint {path} was written with {name}={saved_meta['config'].get(name)!r} but this "
-                             f"run has {name}={value!r}; resume with the settings of the run that wrote it.")
-    from flax import serialization
-
-    try:
-        state = serialization.from_state_dict(like, saved["train_state"])
-    except (ValueError, KeyError, TypeError) as error:
-        raise ValueError(f"Checkpoint {path} holds a train state of another structure ({error}).") from None
-    for (key_path, want), got in zip(jax.tree_util.tree_leaves_with_path(like), jax.tree_util.tree_leaves(state)):
-        got = np.asarray(got)
-        if tuple(want.shape) != got.shape or np.dtype(want.dtype) != got.dtype:
-            raise ValueError(f"Checkpoint {path} has {jax.tree_util.keystr(key_path)} of shape {got.shape} "
-                             f"{got.dtype} where this run needs {tuple(want.shape)} {np.dtype(want.dtype)}.")
-    return state, saved["evaluation"], int(saved["evals_done"])
-
-
-def restore(path: str):
-    """Load the checkpoint of a CLI run for use: returns `(config, train_state)`, train states with a leading run axis.
-    `rejax_<algo>.make_act(config, select_seed(train_state, i))` is then run i's trained policy, no retraining needed.
-    (For a sweep, `config` holds the base values; the run's own setting is in the checkpoint's meta.)"""
-    from flax import serialization
-
-    saved = read_checkpoint(path)
-    meta = saved["meta"]
-    train_fn, Config = get_agent(meta["algorithm"])
-    env, env_params = make_env(meta["env"], **json.loads(meta.get("env_kwargs") or "{}"))
-    fields = {k: tuple(v) if isinstance(v, list) else v for k, v in meta["config"].items() if k not in NOT_FLAGS}
-    config = Config.make(env=env, env_params=env_params, **fields)
-    num_runs = len(jax.tree_util.tree_leaves(saved["train_state"])[0])
-    keys = jax.random.split(jax.random.PRNGKey(0), num_runs)
-    like = jax.eval_shape(jax.vmap(lambda key: train_fn(config, key, num_evals=0)[0]), keys)
-    return config, serialization.from_state_dict(like, saved["train_state"])
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# 6. The run plumbing behind every CLI
-# ---------------------------------------------------------------------------------------------------------------------
-@dataclasses.dataclass
-class RunArgs:
-    env: str = "CartPole-v1"
-    """Environment name (any gymnax id, e.g. CartPole-v1, Pendulum-v1, Breakout-MinAtar)."""
-    num_seeds: int = 1
-    """Number of agents trained in one vmapped call."""
-    seed: int = 0
-    """Seed of the first agent; agent i uses seed + i, so any one of them can be rerun alone."""
-    track: bool = False
-    """Log every seed's learning curve to Weights & Biases (offline when there is no login)."""
-    wandb_project: str = "rejax"
-    """wandb project name, with --track."""
-    out: Optional[str] = None
-    """Folder for the run's files (default: runs/<algo>-<env>-<timestamp>/)."""
-    env_kwargs: str = "{}"
-    """Environment options as JSON, e.g. '{"backend": "generalized", "episode_length": 500}' for brax/<name>."""
-    checkpoint_every: Optional[int] = None
-    """Save the whole train state of every seed to OUT/checkpoint.msgpack every N env steps (rounded to evaluation points) and at the end; the run then trains in segments of that length."""
-    resume: Optional[str] = None
-    """Continue the run that wrote this checkpoint.msgpack (give the same flags as that run); results go to its folder unless --out says otherwise."""
-    sweep: tuple[str, ...] = ()
-    """Train several values of a numeric hyperparameter in the same jitted call: NAME=V1,V2,... (e.g. learning_rate=3e-4,1e-3); repeat the flag for a grid, every combination x every seed."""
-
-
-NOT_FLAGS = ("env", "env_params", "eval_callback")  # Config fields set from --env or only from Python
-
-
-def field_docs(cls) -> dict:
-    """Attribute docstrings of a dataclass, read from its source (the string literal under each field)."""
-    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
-    body, docs = tree.body[0].body, {}
-    for node, following in zip(body, body[1:]):
-        if isinstance(node, ast.AnnAssign) and isinstance(following, ast.Expr) and isinstance(following.value, ast.Constant):
-            docs[node.target.id] = " ".join(str(following.value.value).split())
-    return docs
-
-
-def make_args_class(config_cls):
-    """A flat dataclass for tyro: the run flags plus every CLI-settable Config field, defaulting to 'not given'."""
-    import tyro
-
-    docs, cli_fields = field_docs(config_cls), []
-    for f in dataclasses.fields(config_cls):
-        if f.name in NOT_FLAGS:
-            continue
-        annotation = eval(f.type, sys.modules[config_cls.__module__].__dict__) if isinstance(f.type, str) else f.type
-        default = f.default if f.default is not dataclasses.MISSING else None
-        hint = f"(default: {default!r}, or the env's tuned value)"
-        marker = tyro.conf.arg(help=docs.get(f.name, ""), help_behavior_hint=hint)
-        cli_fields.append((f.name, Annotated[Optional[annotation], marker], dataclasses.field(default=None)))
-    # Redeclared so that `--sweep a=.. --sweep b=..` appends instead of the last flag silently winning.
-    sweep_marker = tyro.conf.arg(help=field_docs(RunArgs)["sweep"], metavar="NAME=V1,V2,...")
-    cli_fields.append(("sweep", Annotated[tuple[str, ...], tyro.conf.UseAppendAction, sweep_marker],
-                       dataclasses.field(default=())))
-    return dataclasses.make_dataclass("Args", cli_fields, bases=(RunArgs,))
-
-
-def check_sweepable(config, name: str):
-    """Raise a one-sentence ValueError unless `name` is a numeric leaf of `config` (so that vmap can go over it)."""
-    fields = {f.name: f for f in dataclasses.fields(config)}
-    if name not in fields:
-        close = difflib.get_close_matches(name, list(fields), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else f"; valid names: {', '.join(fields)}."
-        raise ValueError(f"Cannot sweep {name!r}: {type(config).__module__}.Config has no setting of that name{hint}")
-    if not fields[name].metadata.get("pytree_node", True):
-        raise ValueError(f"Cannot sweep {name}: it is a static field (it fixes array shapes, loop lengths or control "
-                         f"flow, so every value needs its own compiled program); run one job per value instead.")
-    value = getattr(config, name)
-    if not (np.ndim(value) == 0 and np.issubdtype(np.asarray(value).dtype, np.number)):
-        raise ValueError(f"Cannot sweep {name}: only numeric hyperparameters can be swept, and {name} is not a number.")
-
-
-def sweep_grid(config, values: dict):
-    """Every combination of `values` (e.g. {"learning_rate": [3e-4, 1e-3], "gamma": [0.99, 0.995]}) as one config
-    whose swept leaves are arrays, the first name varying slowest.
-
-    Returns `(configs, in_axes, settings)`: `jax.vmap(train, in_axes=(in_axes, None))(configs, rng)` trains every
-    combination; `settings[g]` is combination g as a dict. Each combination passes the Config's own checks first.
-    """
-    for name in values:
-        check_sweepable(config, name)
-    names = list(values)
-    settings = [dict(zip(names, combo)) for combo in itertools.product(*(values[name] for name in names))]
-    for setting in settings:
-        if hasattr(config, "validate"):
-            config.replace(**setting).validate()
-    configs = config.replace(**{name: jnp.asarray([s[name] for s in settings]) for name in names})
-    in_axes = jax.tree_util.tree_map(lambda _: None, config).replace(**{name: 0 for name in names})
-    return configs, in_axes, settings
-
-
-def parse_sweep(specs) -> dict:
-    """`("learning_rate=3e-4,1e-3", "gamma=0.99,0.995")` -> {"learning_rate": [0.0003, 0.001], "gamma": [...]}."""
-    sweep = {}
-    for spec in specs:
-        name, _, listed = spec.partition("=")
-        name = name.strip().lstrip("-").replace("-", "_")
-        try:
-            values = [float(v) for v in listed.split(",")]
-        except ValueError:
-            values = []
-        if not name or not values:
-            raise ValueError(f"--sweep takes NAME=V1,V2,... with numbers, e.g. --sweep learning_rate=3e-4,1e-3; "
-                             f"got {spec!r}.")
-        if name in sweep:
-            raise ValueError(f"--sweep {name} is given twice; list all its values in one flag.")
-        if len(set(values)) < len(values):
-            raise ValueError(f"--sweep {name} lists a value twice ({listed}); list each value once.")
-        sweep[name] = values
-    return sweep
-
-
-def setting_label(setting: dict) -> str:
-    """`{"learning_rate": 0.001, "gamma": 0.99}` -> "learning_rate=0.001,gamma=0.99" (a wandb key prefix, a legend)."""
-    return ",".join(f"{name}={value:g}" for name, value in setting.items())
-
-
-
-def local_runs(num_runs: int) -> list:
-    """The runs (padding excluded) that this process's devices train, in order: all of them in a single process."""
-    mesh = device_mesh()
-    if mesh is None or jax.process_count() == 1:
-        return list(range(num_runs))
-    per_device = -(-num_runs // mesh.size)
-    return [run for d, device in enumerate(mesh.devices.flat) if device.process_index == jax.process_index()
-            for run in range(d * per_device, min((d + 1) * per_device, num_runs))]
-
-
-class Progress:
-    """Host side of the in-run logging: collects one record per run (seed x sweep setting) per evaluation point,
-    prints a line when every run of this process has reported that point, and mirrors it to wandb.
-
-    Runs are setting-major: run r is setting r // num_seeds with seed index r % num_seeds. Records of padding runs
-    (at or past `num_runs`, added so that the run count divides the device count) are ignored; in a multi-process
-    run, each process reports the runs of its own devices.
-    """
-
-    def __init__(self, num_runs: int, total_steps: int, wandb_run=None, settings=({},)):
-        self.total_steps, self.wandb_run, self.settings = total_steps, wandb_run, list(settings)
-        self.num_seeds = num_runs // len(self.settings)
-        self.runs = local_runs(num_runs)
-        self.expected = set(self.runs)
-        self.pending: dict = {}
-        self.start = None
-
-    def record(self, run_index, step, eval_return, train_return):
-        step, run_index = int(step), int(run_index)
-        if run_index not in self.expected:
-            return np.int32(0)
-        if self.start is None:
-            self.start = (time.perf_counter(), step)
-        records = self.pending.setdefault(step, {})
-        records[run_index] = (float(eval_return), float(train_return))
-        if len(records) == len(self.runs):
-            self.report(step, self.pending.pop(step))
-        return np.int32(0)
-
-    def by_setting(self, values) -> dict:
-        """Per sweep setting (index), the values of its runs among `self.runs`."""
-        groups = {}
-        for value, run in zip(values, self.runs):
-            groups.setdefault(run // self.num_seeds, []).append(value)
-        return {g: np.array(v) for g, v in groups.items()}
-
-    def report(self, step, records):
-        returns = np.array([records[r][0] for r in self.runs])
-        train = np.array([records[r][1] for r in self.runs])
-        elapsed, done = time.perf_counter() - self.start[0], step - self.start[1]
-        rate = done * len(self.runs) / elapsed if done > 0 else float("nan")
-        eta = f"{(self.total_steps - step) * elapsed / done:6.1f}s" if done > 0 else "     -"
-        line = (f"  step {step:>10,}  {rate:>9,.0f} steps/s  eval return {returns.mean():9.2f} "
-                f"(min {returns.min():.2f}, max {returns.max():.2f})  train return {nanmean(train):9.2f}  ETA {eta}")
-        means = {g: v.mean() for g, v in self.by_setting(returns).items()}
-        finite = {g: m for g, m in means.items() if np.isfinite(m)}
-        if len(self.settings) > 1 and step > 0 and finite:  # all settings are equal before training
-            best = max(finite, key=finite.get)
-            line += f"  best {setting_label(self.settings[best])}: {finite[best]:.2f}"
-        if jax.process_count() > 1:
-            line += f"  (process {jax.process_index()}'s runs)"
-        print(line, flush=True)
-        if self.wandb_run is not None:
-            self.wandb_run.log(self.wandb_data(returns, train, rate), step=step)
-
-    def wandb_data(self, returns, train, rate) -> dict:
-        """One wandb run (per process): `seed_<i>/...` keys per seed, under a `<setting>/` prefix when sweeping
-        (with that setting's seed means beside them), and the means over all runs at the top level."""
-        data = {"eval/episodic_return": returns.mean(), "charts/episodic_return": nanmean(train), "charts/SPS": rate}
-        for r, run in enumerate(self.runs):
-            setting, seed = divmod(run, self.num_seeds)
-            prefix = f"{setting_label(self.settings[setting])}/" if self.settings[setting] else ""
-            data[f"{prefix}seed_{seed}/eval/episodic_return"] = returns[r]
-            data[f"{prefix}seed_{seed}/charts/episodic_return"] = train[r]
-        if len(self.settings) > 1:
-            for (g, r), t in zip(self.by_setting(returns).items(), self.by_setting(train).values()):
-                data[f"{setting_label(self.settings[g])}/eval/episodic_return"] = r.mean()
-                data[f"{setting_label(self.settings[g])}/charts/episodic_return"] = nanmean(t)
-        return data
-
-
-def nanmean(values) -> float:
-    """Mean of the finite values; NaN (without a warning) when there are none, e.g. before any episode ended."""
-    values = np.asarray(values)
-    return float(values[np.isfinite(values)].mean()) if np.isfinite(values).any() else float("nan")
-
-
-def with_progress(config, run_index, progress: Progress, algo_callback):
-    """Wrap the config's callback so that every evaluation point also reports to `progress` on the host."""
-    callback = config.eval_callback if config.eval_callback is not None else algo_callback
-
-    def callback_with_progress(config, train_state, rng):
-        out = callback(config, train_state, rng)
-        eval_return = jnp.mean(out["return"]) if isinstance(out, dict) and "return" in out else jnp.nan
-        train_return = out.get("train_return", jnp.nan) if isinstance(out, dict) else jnp.nan
-        jax.experimental.io_callback(
-            progress.record, jax.ShapeDtypeStruct((), jnp.int32), run_index, train_state.global_step,
-            eval_return, train_return,
-        )
-        return {**out, "env_steps": train_state.global_step} if isinstance(out, dict) else out
-
-    return config.replace(eval_callback=callback_with_progress)
-
-
-def prepare_out_dir(out: Optional[str], algo: str, env: str) -> str:
-    """Create the results folder and prove it is writable before any training starts."""
-    if out is None:
-        out = os.path.join("runs", f"{algo}-{env.replace('/', '_')}-{time.strftime('%Y%m%d-%H%M%S')}")
-    try:
-        os.makedirs(out, exist_ok=True)
-        probe = os.path.join(out, ".write-test")
-        with open(probe, "w") as f:
-            f.write("ok")
-        os.remove(probe)
-    except OSError as error:
-        raise ValueError(f"Cannot write results to {out!r} ({error.strerror}); pass --out with a writable folder.") from None
-    return out
-
-
-def wandb_logged_in() -> bool:
-    """True when wandb has credentials (an API key in the environment or in ~/.netrc); never prompts."""
-    import netrc
-
-    if os.environ.get("WANDB_API_KEY"):
-        return True
-    try:
-        return netrc.netrc().authenticators("api.wandb.ai") is not None
-    except (OSError, netrc.NetrcParseError):
-        return False
-
-
-def start_wandb(project: str, name: str, config: dict):
-    """Start a wandb run; offline (and say so in one line) when there is no login, never prompting."""
-    import wandb
-
-    mode = os.environ.get("WANDB_MODE") or ("online" if wandb_logged_in() else "offline")
-    if mode == "offline":
-        print("wandb: no login found, logging offline (upload later with `wandb sync`).")
-    group = None
-    if jax.process_count() > 1:  # one run per process (each logs its own devices' runs), grouped under the run name
-        name, group = f"{name}-process{jax.process_index()}", name
-    return wandb.init(project=project, name=name, group=group, config=config, mode=mode,
-                      settings=wandb.Settings(silent=True))
-
-
-def setting_rows(settings, final) -> list:
-    """One row per sweep setting, best mean final return first: the setting, then mean, std, min, max over seeds.
-    `final` is [num_settings, num_seeds]."""
-    rows = [{**setting, "final_return_mean": float(f.mean()), "final_return_std": float(f.std()),
-             "final_return_min": float(f.min()), "final_return_max": float(f.max()),
-             "final_return_per_seed": f.tolist()} for setting, f in zip(settings, final)]
-    return sorted(rows, key=lambda row: -np.nan_to_num(row["final_return_mean"], nan=-np.inf))
-
-
-def save_results(out: str, algo: str, config, steps, evaluation, summary: dict, settings=({},)):
-    """Write config.json, curves.csv/json (one curve per run), summary.json and learning_curve.png.
-
-    Runs are setting-major (run r: setting r // num_seeds, seed index r % num_seeds); with a sweep, curves.csv starts
-    with the swept values, and settings.csv ranks the settings by final return, best first.
-    """
-    returns = np.asarray(evaluation["return"]).mean(-1)  # [num_runs, num_evals]
-    train = np.asarray(evaluation["train_return"])  # [num_runs, num_evals]
-    settings = list(settings)
-    names, num_seeds = list(settings[0]), returns.shape[0] // len(settings)
-    with open(os.path.join(out, "config.json"), "w") as f:
-        json.dump({"algorithm": algo, **config_to_dict(config), **({"sweep": summary["sweep"]} if names else {})},
-                  f, indent=2)
-    with open(os.path.join(out, "curves.csv"), "w") as f:
-        f.write(",".join(names + ["seed", "env_steps", "eval_return", "train_return"]) + "\n")
-        for run in range(returns.shape[0]):
-            swept = [f"{settings[run // num_seeds][name]:g}" for name in names]
-            for step, r, t in zip(steps, returns[run], train[run]):
-                f.write(",".join(swept + [str(run % num_seeds), str(step), f"{r:.6g}", f"{t:.6g}"]) + "\n")
-    curves = {"env_steps": list(map(int, steps)), "eval_return": returns.tolist(),
-              "train_return": np.where(np.isfinite(train), train, None).tolist()}
-    if names:
-        curves["runs"] = [{**settings[run // num_seeds], "seed": run % num_seeds} for run in range(returns.shape[0])]
-        with open(os.path.join(out, "settings.csv"), "w") as f:
-            f.write(",".join(names + ["final_return_mean", "final_return_std", "final_return_min",
-                                      "final_return_max"]) + "\n")
-            for row in summary["settings"]:
-                f.write(",".join([f"{row[name]:g}" for name in names] + [
-                    f"{row[k]:.6g}" for k in ("final_return_mean", "final_return_std", "final_return_min",
-                                               "final_return_max")]) + "\n")
-    with open(os.path.join(out, "curves.json"), "w") as f:
-        json.dump(curves, f)
-    with open(os.path.join(out, "summary.json"), "w") as f:
-        json.dump(summary, f, indent=2)
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5) if names else (6, 4))
-    if names:  # one mean curve per setting, best first, with a mean ± std band over seeds
-        by_setting = returns.reshape(len(settings), num_seeds, -1)
-        for row in summary["settings"]:
-            curve = by_setting[settings.index({name: row[name] for name in names})]
-            label = f"{setting_label({name: row[name] for name in names})}: " \
-                    f"{row['final_return_mean']:.1f} ± {row['final_return_std']:.1f}"
-            line, = ax.plot(steps, curve.mean(0), label=label)
-            ax.fill_between(steps, curve.mean(0) - curve.std(0), curve.mean(0) + curve.std(0), alpha=0.15,
-                            color=line.get_color())
-        ax.legend(fontsize=7, title=f"final return over {num_seeds} seed(s), best first", title_fontsize=7)
-    else:
-        ax.plot(steps, returns.mean(0), label=f"mean of {returns.shape[0]} seeds")
-        ax.fill_between(steps, returns.min(0), returns.max(0), alpha=0.3, label="min–max over seeds")
-        ax.legend()
-    ax.set(xlabel="env steps (per seed)", ylabel="evaluation return", title=f"{algo.upper()} on {summary['env']}")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(os.path.join(out, "learning_curve.png"), dpi=120)
-    plt.close(fig)
-
-
-def cli(algo: str, Config, train_fn, default_callback, description: str = ""):
-    """Parse the command line, train all seeds in one jitted, vmapped call, print and save the results."""
-    import tyro
-
-    args = tyro.cli(make_args_class(Config), description=description)
-    try:
-        run(algo, Config, train_fn, default_callback, args)
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
-
-
-def device_mesh():
-    """A 1-D mesh, axis "runs", over every visible device (of every process); None when there is only one."""
-    devices = jax.devices()
-    return jax.sharding.Mesh(np.array(devices), ("runs",)) if len(devices) > 1 else None
-
-
-def shard_runs(arrays: dict, num_runs: int):
-    """Place per-run host arrays (leading axis = run) on every device: the run axis padded to a multiple of the
-    device count with copies of the last run, then split over `device_mesh()`. One device: unpadded, unsharded.
-
-    Returns `(placed, padded_count)`. Each process supplies only the rows of its own devices, so this works across
-    processes too.
-    """
-    mesh = device_mesh()
-    if mesh is None:
-        return {k: jnp.asarray(v) for k, v in arrays.items()}, num_runs
-    padded = -(-num_runs // mesh.size) * mesh.size
-    sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("runs"))
-    placed = {}
-    for key, value in arrays.items():
-        value = np.concatenate([value, np.repeat(value[-1:], padded - num_runs, axis=0)])
-        placed[key] = jax.make_array_from_callback(value.shape, sharding, lambda index, v=value: v[index])
-    return placed, padded
-
-
-def over_devices(fn, in_axes=(0,)):
-    """`fn` (one run) vmapped over runs and split over the devices of `device_mesh()`: arguments with in_axis 0 are
-    split along their leading run axis, those with None replicated. Jit the result.
-
-    shard_map rather than jit's automatic partitioning: runs never talk to each other, and automatic partitioning
-    turns a vmapped while loop's stopping test (evaluation stops when every episode has ended) into a cross-device
-    all-reduce at every iteration. `check_vma=False`: the algorithm files' loops start from constants (`jnp.zeros`)
-    that become device-varying, which is right here and needs no annotation.
-
-    Several CPU devices (--xla_force_host_platform_device_count) run their runs one after another with `lax.map`:
-    jaxlib 0.10.2's batched LAPACK QR (orthogonal initialisation) waits on XLA:CPU's shared thread pool, and two
-    devices doing so at once left every thread idle in about half of our runs. Such devices share the same cores, so
-    they are for testing the sharding, not for speed.
-    """
-    mesh = device_mesh()
-    if mesh is None:
-        return jax.vmap(fn, in_axes=in_axes)
-    if mesh.devices.flat[0].platform == "cpu":
-        def batched(*args):
-            def one(mapped):
-                mapped = iter(mapped)
-                return fn(*[next(mapped) if axis == 0 else arg for arg, axis in zip(args, in_axes)])
-            return jax.lax.map(one, [arg for arg, axis in zip(args, in_axes) if axis == 0])
-    else:
-        batched = jax.vmap(fn, in_axes=in_axes)
-    spec = jax.sharding.PartitionSpec("runs")
-    in_specs = tuple(spec if axis == 0 else jax.sharding.PartitionSpec() for axis in in_axes)
-    return jax.shard_map(batched, mesh=mesh, in_specs=in_specs, out_specs=spec, check_vma=False)
-
-
-def unshard_runs(tree, num_runs: int):
-    """The runs of a (possibly sharded, possibly multi-process) output, padding dropped, on every process's host."""
-    if jax.process_count() > 1:
-        from jax.experimental import multihost_utils
-
-        tree = multihost_utils.process_allgather(tree, tiled=True)
-    return jax.tree_util.tree_map(lambda x: np.asarray(x)[:num_runs], tree)
-
-
-def train_with_checkpoints(args, algo, config, num_seeds, sweep, out, train_one, placed, per_run, num_runs):
-    """The training call of `run` with --checkpoint-every / --resume: jitted segments, a checkpoint after each.
-    Returns `(compile_time, train_time, train_state, evaluation)`; compile time is included in the train time."""
-    every_steps = args.checkpoint_every if args.checkpoint_every is not None else config.total_env_steps
-    every = max(1, round(every_steps / steps_per_eval(config)))
-    path = os.path.join(out, "checkpoint.msgpack")
-    meta = {"algorithm": algo, "env": args.env, "env_kwargs": args.env_kwargs, "num_seeds": num_seeds, "seed": args.seed,
-            "sweep": sweep, "checkpoint_every": args.checkpoint_every, "config": config_to_dict(config)}
-    resume = None
-    if args.resume is not None:
-        like = jax.eval_shape(jax.vmap(lambda inputs: train_one(inputs, num_evals=0)), per_run)[0]
-        train_state, evaluation, evals_done = load_checkpoint(args.resume, like, meta)
-        leaves, treedef = jax.tree_util.tree_flatten(train_state)
-        placed_leaves, _ = shard_runs({str(i): np.asarray(leaf) for i, leaf in enumerate(leaves)}, num_runs)
-        train_state = jax.tree_util.tree_unflatten(treedef, [placed_leaves[str(i)] for i in range(len(leaves))])
-        padded = len(jax.tree_util.tree_leaves(placed)[0])
-        evaluation = jax.tree_util.tree_map(  # padding runs repeat the last run, as in shard_runs
-            lambda x: np.concatenate([x, np.repeat(x[-1:], padded - num_runs, 0)]), evaluation)
-        resume = (train_state, evaluation, evals_done)
-        print(f"resuming from {args.resume} at evaluation point {evals_done} of {config.num_evals} "
-              f"(env step {evals_done * steps_per_eval(config):,} after any warm-up)", flush=True)
-
-    def save(train_state, evaluation, evals_done):
-        save_checkpoint(path, unshard_runs(train_state, num_runs), unshard_runs(evaluation, num_runs), evals_done,
-                        meta)
-
-    print(f"training in segments of {every * steps_per_eval(config):,} env steps, a checkpoint after each in {path} "
-          "(compile time included in the training time)", flush=True)
-    start = time.perf_counter()
-    train_state, evaluation = train_in_segments(train_one, placed, config.num_evals, every, save, resume,
-                                                batched=over_devices)
-    return None, time.perf_counter() - start, train_state, evaluation
-
-
-def steps_per_eval(config) -> int:
-    """Env steps between two evaluation points, for any algorithm's config."""
-    return config.iterations_per_eval * getattr(config, "steps_per_iteration", config.num_envs)
-
-
-def run(algo: str, Config, train_fn, default_callback, args):
-    """Train every seed x sweep setting in one jitted, vmapped call, sharded over all devices; print, log, save.
-
-    Returns `(train_state, evaluation, summary)` with a leading run axis, setting-major: run r is sweep setting
-    r // num_seeds (`summary["settings"]` lists them, best first) trained with seed `args.seed + r % num_seeds`.
-    """
-    if args.num_seeds < 1:
-        raise ValueError(f"--num-seeds must be at least 1, got {args.num_seeds}.")
-    overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(Config)
-                 if f.name not in NOT_FLAGS and getattr(args, f.name, None) is not None}
-    sweep = parse_sweep(getattr(args, "sweep", ()))
-    try:
-        env_kwargs = json.loads(args.env_kwargs)
-    except json.JSONDecodeError as error:
-        raise ValueError(f"--env-kwargs must be a JSON object such as '{{\"backend\": \"positional\"}}' ({error}).") from None
-    env, env_params = make_env(args.env, **env_kwargs)
-    config = Config.make(env=env, env_params=env_params, **overrides)
-    configs, _, settings = sweep_grid(config, sweep)  # checked here, before anything is traced
-    for name in sweep:
-        if name in overrides:
-            raise ValueError(f"{name} is given both as --{name.replace('_', '-')} and in --sweep; keep one of them.")
-    checkpointing = args.checkpoint_every is not None or args.resume is not None
-    if checkpointing and jax.process_count() > 1:
-        raise ValueError("--checkpoint-every and --resume work in single-process runs only; drop them or run one "
-                         "process (it may still use every local device).")
-    if args.checkpoint_every is not None and args.checkpoint_every < 1:
-        raise ValueError(f"--checkpoint-every is in env steps and must be at least 1, got {args.checkpoint_every}.")
-    out = prepare_out_dir(args.out or (os.path.dirname(os.path.abspath(args.resume)) if args.resume else None),
-                          algo, args.env)
-    num_seeds, num_settings = args.num_seeds, len(settings)
-    num_runs = num_seeds * num_settings
-    wandb_config = {**config_to_dict(config), "num_seeds": num_seeds, "seed": args.seed, "sweep": sweep}
-    wandb_run = start_wandb(args.wandb_project, os.path.basename(out), wandb_config) if args.track else None
-    progress = Progress(num_runs, config.total_env_steps, wandb_run, settings)
-
-    # Run r: setting r // num_seeds, seed args.seed + r % num_seeds, so every setting sees the same seeds.
-    seeds = args.seed + np.tile(np.arange(num_seeds), num_settings)
-    per_run = {"key": np.asarray(jax.vmap(jax.random.PRNGKey)(jnp.asarray(seeds))), "index": np.arange(num_runs),
-               **{name: np.repeat(np.asarray(getattr(configs, name)), num_seeds) for name in sweep}}
-    placed, padded = shard_runs(per_run, num_runs)
-
-    def train_one(inputs, **segment):  # segment: resume= and num_evals= when training in segments
-        swept = {name: inputs[name] for name in sweep}
-        run_config = with_progress(config.replace(**swept), inputs["index"], progress, default_callback)
-        return train_fn(run_config, inputs["key"], **segment)
-
-    grid = f" x {num_settings} settings" if sweep else ""
-    devices = len(jax.devices())
-    sharded = f", sharded over {devices} devices" + (f" ({padded - num_runs} padding runs)" if padded > num_runs
-                                                       else "") if devices > 1 else ""
-    print(f"{algo.upper()} on {args.env}: {num_seeds} seed(s){grid} x {config.total_env_steps:,} env steps{sharded}, "
-          f"results in {out}/", flush=True)
-    if checkpointing:
-        compile_time, train_time, train_state, evaluation = train_with_checkpoints(
-            args, algo, config, num_seeds, sweep, out, train_one, placed, per_run, num_runs)
-    else:
-        start = time.perf_counter()
-        compiled = jax.jit(over_devices(train_one)).lower(placed).compile()
-        compile_time = time.perf_counter() - start
-        print(f"compiled in {compile_time:.1f}s; training...", flush=True)
-        start = time.perf_counter()
-        train_state, evaluation = jax.block_until_ready(compiled(placed))
-        train_time = time.perf_counter() - start
-    train_state, evaluation = unshard_runs((train_state, evaluation), num_runs)
-
-    steps = np.asarray(evaluation.pop("env_steps")[0]) if "env_steps" in evaluation else None
-    final = np.asarray(evaluation["return"])[:, -1].mean(-1)  # [num_runs] mean over evaluation episodes
-    total_steps = config.total_env_steps * num_runs
-    summary = {
-        "algorithm": algo, "env": args.env, "num_seeds": num_seeds, "seed": args.seed,
-        "env_steps_per_seed": config.total_env_steps, "final_return_mean": float(final.mean()),
-        "final_return_std": float(final.std()), "final_return_min": float(final.min()),
-        "final_return_max": float(final.max()), "final_return_per_seed": final.tolist(),
-        "compile_seconds": compile_time, "train_seconds": train_time, "steps_per_second": total_steps / train_time,
-        "num_devices": devices,
-    }
-    if sweep:  # the final_return_* above then cover every run; the ranked settings are below
-        summary.update(sweep=sweep, settings=setting_rows(settings, final.reshape(num_settings, num_seeds)))
-    if jax.process_index() == 0:
-        save_results(out, algo, config, steps, evaluation, summary, settings)
-    if sweep:
-        width = max(len(setting_label(s)) for s in settings)
-        print(f"\n{'setting':<{width}}  final return over {num_seeds} seed(s), best first")
-        for row in summary["settings"]:
-            label = setting_label({name: row[name] for name in sweep})
-            print(f"{label:<{width}}  {row['final_return_mean']:9.2f} ± {row['final_return_std']:7.2f}  "
-                  f"(min {row['final_return_min']:.2f}, max {row['final_return_max']:.2f})")
-    else:
-        print(f"\nfinal return {final.mean():.2f} ± {final.std():.2f} over {num_seeds} seed(s) "
-              f"(min {final.min():.2f}, max {final.max():.2f})")
-    timing = f"compile {compile_time:.1f}s + train {train_time:.1f}s" if compile_time is not None else \
-        f"{train_time:.1f}s in segments, compile included"
-    print(f"time: {timing}; {total_steps / train_time:,.0f} env steps/s over all {'runs' if sweep else 'seeds'}")
-    if jax.process_index() == 0:
-        print(f"saved config.json, curves.csv, curves.json, summary.json, learning_curve.png"
-              f"{', settings.csv' if sweep else ''} in {out}/")
-    if wandb_run is not None:
-        if sweep:
-            wandb_run.summary.update({f"{setting_label({n: row[n] for n in sweep})}/final_return": row["final_return_mean"]
-                                      for row in summary["settings"]})
-        wandb_run.finish()
-    return train_state, evaluation, summary

@@ -477,4 +477,6 @@ train = DDPG.train
 make_act = DDPG.make_act
 
 if __name__ == "__main__":
-    common.cli("ddpg", Config, train, DDPG.eval_callback, description=__doc__)
+    import cli
+
+    cli.main("ddpg", Config, train, DDPG.eval_callback, description=__doc__)

@@ -488,4 +488,6 @@ train = DQN.train
 make_act = DQN.make_act
 
 if __name__ == "__main__":
-    common.cli("dqn", Config, train, DQN.eval_callback, description=__doc__)
+    import cli
+
+    cli.main("dqn", Config, train, DQN.eval_callback, description=__doc__)

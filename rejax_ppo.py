@@ -527,4 +527,6 @@ train = PPO.train
 make_act = PPO.make_act
 
 if __name__ == "__main__":
-    common.cli("ppo", Config, train, PPO.eval_callback, description=__doc__)
+    import cli
+
+    cli.main("ppo", Config, train, PPO.eval_callback, description=__doc__)

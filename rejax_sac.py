@@ -579,4 +579,6 @@ train = SAC.train
 make_act = SAC.make_act
 
 if __name__ == "__main__":
-    common.cli("sac", Config, train, SAC.eval_callback, description=__doc__)
+    import cli
+
+    cli.main("sac", Config, train, SAC.eval_callback, description=__doc__)

@@ -517,4 +517,6 @@ train = TD3.train
 make_act = TD3.make_act
 
 if __name__ == "__main__":
-    common.cli("td3", Config, train, TD3.eval_callback, description=__doc__)
+    import cli
+
+    cli.main("td3", Config, train, TD3.eval_callback, description=__doc__)

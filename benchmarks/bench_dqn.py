@@ -1,6 +1,6 @@
 """DQN on CartPole-v1: this repository's rejax_dqn.py against PyPI rejax 0.1.3, same process, same hyperparameters.
 
-Both sides use rejax 0.1.3's tuned CartPole-v1 DQN config (/work/shared/reference/rejax_tuned_configs.py): 10 envs,
+Both sides use rejax 0.1.3's tuned CartPole-v1 DQN config (benchmarks/rejax_configs.py): 10 envs,
 buffer 50,000, 5,000 warm-up steps of random actions, batch 100, Adam 1e-3, 5 gradient steps per iteration of
 10 env steps, Double DQN with a dueling (64, 64) swish network, squared TD loss (optax.l2_loss), polyak 0.98 every
 iteration (our tau = 0.02), epsilon 1 -> 0.05 over half the run, gamma 0.99, grad-norm 10 (rejax clips element-wise,

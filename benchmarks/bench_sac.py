@@ -30,8 +30,7 @@ import numpy as np  # noqa: E402
 import common  # noqa: E402
 import rejax_sac  # noqa: E402
 
-sys.path.insert(0, "/work/shared/reference")
-from rejax_tuned_configs import CONFIGS  # noqa: E402
+from rejax_configs import CONFIGS  # noqa: E402  (beside this script)
 
 
 class FiveTupleAdapter:

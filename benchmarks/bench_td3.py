@@ -1,6 +1,6 @@
 """TD3 on Pendulum-v1: this repository's rejax_td3.py against PyPI rejax 0.1.3, same process, same hyperparameters.
 
-Both sides use rejax 0.1.3's tuned Pendulum-v1 config (/work/shared/reference/rejax_tuned_configs.py): 1 env,
+Both sides use rejax 0.1.3's tuned Pendulum-v1 config (benchmarks/rejax_configs.py): 1 env,
 buffer 10,000, 1,000 warm-up steps, batch 100, Adam 1e-3, 1 gradient step per env step, policy delay 2,
 gamma 0.99, polyak 0.95 (our tau = 0.05), grad-norm 100, observation normalisation, (64, 64) swish networks,
 10,000 env steps with an evaluation point every 100 steps. rejax's noise scales are absolute torques; Pendulum's

@@ -38,6 +38,28 @@ def test_brax_time_limit_is_a_truncation():
     assert truncated.all() and not terminated.any()
 
 
+def test_episode_length_counts_physics_steps_as_in_brax():
+    """brax's EpisodeWrapper truncates when steps + action_repeat reaches episode_length: 10 physics steps with
+    action_repeat 3 are 4 agent steps (ceil(10 / 3)), each summing the rewards of its 3 physics steps."""
+    env, params = common.make_env("brax/inverted_pendulum", episode_length=10, action_repeat=3)
+    assert params.max_steps_in_episode == 4
+    obs, state = common.reset_envs(env, params, jax.random.PRNGKey(0), 2)
+    truncations = []
+    for t in range(4):
+        obs, state, reward, terminated, truncated, _ = common.step_envs(
+            env, params, jax.random.PRNGKey(t), state, jnp.zeros((2, 1)))
+        truncations.append(bool(truncated.all()))
+        assert np.allclose(reward, 3.0) and not terminated.any()  # inverted_pendulum pays 1 per physics step upright
+    assert truncations == [False, False, False, True]
+
+
+def test_swimmer_gets_the_backend_it_has_and_a_wrong_one_is_named():
+    env, _ = common.make_env("brax/swimmer")  # brax 0.14.2 has only the generalized backend for swimmer
+    assert env.env.backend == "generalized"
+    with pytest.raises(ValueError, match="brax/swimmer has no 'positional' backend; pass one of generalized"):
+        common.make_env("brax/swimmer", backend="positional")
+
+
 def test_ppo_learns_brax_inverted_pendulum():
     env, params = common.make_env("brax/inverted_pendulum")
     config = rejax_ppo.Config.make(env=env, env_params=params)

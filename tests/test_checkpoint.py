@@ -12,6 +12,7 @@ import jax
 import numpy as np
 import pytest
 
+import cli
 import common
 import rejax_ppo
 
@@ -24,23 +25,23 @@ RUNS = {  # long enough that the kill lands between two checkpoints, short enoug
 }
 
 
-def cli(algo, args):
+def command(algo, args):
     return [sys.executable, os.path.join(ROOT, f"rejax_{algo}.py"), *RUNS[algo], *args]
 
 
 def final_state(path):
-    saved = common.read_checkpoint(path)
+    saved = cli.read_checkpoint(path)
     return saved["evals_done"], jax.tree_util.tree_leaves(saved["train_state"])
 
 
 @pytest.mark.parametrize("algo", ["ppo", "dqn"])
 def test_killed_run_resumes_bit_identical(algo, tmp_path):
     whole, killed = tmp_path / "whole", tmp_path / "killed"
-    done = subprocess.run(cli(algo, ["--out", str(whole)]), capture_output=True, text=True, timeout=600)
+    done = subprocess.run(command(algo, ["--out", str(whole)]), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
 
     # The same run, killed with SIGKILL as soon as its first checkpoint exists, then resumed from it.
-    process = subprocess.Popen(cli(algo, ["--out", str(killed)]), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(command(algo, ["--out", str(killed)]), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     checkpoint = killed / "checkpoint.msgpack"
     while not checkpoint.exists() and process.poll() is None:
         time.sleep(0.02)
@@ -50,7 +51,7 @@ def test_killed_run_resumes_bit_identical(algo, tmp_path):
     num_evals, _ = final_state(whole / "checkpoint.msgpack")
     assert evals_done < num_evals, "the kill came after the last checkpoint; nothing was resumed"
 
-    resumed = subprocess.run(cli(algo, ["--resume", str(checkpoint)]), capture_output=True, text=True, timeout=600)
+    resumed = subprocess.run(command(algo, ["--resume", str(checkpoint)]), capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert f"resuming from {checkpoint} at evaluation point {evals_done}" in resumed.stdout
     (a_done, a), (b_done, b) = final_state(whole / "checkpoint.msgpack"), final_state(checkpoint)
@@ -64,35 +65,35 @@ def test_killed_run_resumes_bit_identical(algo, tmp_path):
 def test_torn_write_leaves_the_previous_checkpoint_and_corrupt_files_are_refused(tmp_path):
     path = str(tmp_path / "checkpoint.msgpack")
     state = {"params": np.arange(6, dtype=np.float32).reshape(2, 3)}
-    common.save_checkpoint(path, state, {"return": np.zeros((2, 1))}, 1, {"algorithm": "ppo"})
+    cli.save_checkpoint(path, state, {"return": np.zeros((2, 1))}, 1, {"algorithm": "ppo"})
     # A writer killed mid-write leaves only its temporary file; the checkpoint itself is untouched.
     with open(f"{path}.tmp-12345", "wb") as f:
         f.write(b"\x85\xa6format")
     like = jax.eval_shape(lambda: state)
-    restored, _, evals_done = common.load_checkpoint(path, like, {"algorithm": "ppo"})
+    restored, _, evals_done = cli.load_checkpoint(path, like, {"algorithm": "ppo"})
     np.testing.assert_array_equal(restored["params"], state["params"])
     with open(path, "r+b") as f:  # a truncated file (e.g. a copy that was cut short)
         f.truncate(20)
     with pytest.raises(ValueError, match="not a readable checkpoint"):
-        common.load_checkpoint(path, like, {"algorithm": "ppo"})
+        cli.load_checkpoint(path, like, {"algorithm": "ppo"})
 
 
 def test_incompatible_checkpoints_are_refused(tmp_path):
     path = str(tmp_path / "checkpoint.msgpack")
     meta = {"algorithm": "ppo", "env": "CartPole-v1", "num_seeds": 2, "seed": 0, "config": {"learning_rate": 0.001}}
     state = {"params": np.zeros((2, 3), np.float32)}
-    common.save_checkpoint(path, state, {}, 1, meta)
+    cli.save_checkpoint(path, state, {}, 1, meta)
     like = jax.eval_shape(lambda: state)
     for change, message in [({"algorithm": "sac"}, "algorithm 'ppo' but this run has 'sac'"),
                             ({"env": "Acrobot-v1"}, "env 'CartPole-v1' but this run has 'Acrobot-v1'"),
                             ({"num_seeds": 3}, "num_seeds 2 but this run has 3"),
                             ({"config": {"learning_rate": 0.01}}, "learning_rate=0.001 but this run has learning_rate=0.01")]:
         with pytest.raises(ValueError, match=message):
-            common.load_checkpoint(path, like, {**meta, **change})
+            cli.load_checkpoint(path, like, {**meta, **change})
     with pytest.raises(ValueError, match=r"\['params'\] of shape \(2, 3\) float32 where this run needs \(2, 4\)"):
-        common.load_checkpoint(path, jax.eval_shape(lambda: {"params": np.zeros((2, 4), np.float32)}), meta)
+        cli.load_checkpoint(path, jax.eval_shape(lambda: {"params": np.zeros((2, 4), np.float32)}), meta)
     with pytest.raises(ValueError, match="No checkpoint at"):
-        common.load_checkpoint(str(tmp_path / "missing.msgpack"), like, meta)
+        cli.load_checkpoint(str(tmp_path / "missing.msgpack"), like, meta)
 
 
 def test_cli_refuses_a_checkpoint_of_another_run(tmp_path):
@@ -109,6 +110,6 @@ def test_cli_refuses_a_checkpoint_of_another_run(tmp_path):
     assert "Traceback" not in again.stderr
 
     # The finished run's checkpoint gives its trained policy without retraining.
-    config, train_state = common.restore(str(out / "checkpoint.msgpack"))
+    config, train_state = cli.restore(str(out / "checkpoint.msgpack"))
     act = rejax_ppo.make_act(config, common.select_seed(train_state, 0))
     assert act(np.zeros(4, np.float32), jax.random.PRNGKey(0)) in (0, 1)

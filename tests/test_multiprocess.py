@@ -7,7 +7,7 @@ import socket
 import subprocess
 import sys
 
-import common
+import cli
 import rejax_ppo
 from rejax_ppo import Config
 
@@ -35,9 +35,9 @@ def test_two_processes_equal_one_process(tmp_path):
     assert "sharded over 2 devices" in outputs[0][0] and "(process 1's runs)" in outputs[1][0]
     assert "saved config.json" in outputs[0][0] and "saved config.json" not in outputs[1][0]
 
-    args = common.make_args_class(Config)(
+    args = cli.make_args_class(Config)(
         env="CartPole-v1", num_seeds=3, total_timesteps=2000, eval_freq=1000, num_envs=4, num_steps=50, num_epochs=2,
         num_minibatches=2, sweep=("learning_rate=1e-3,3e-3",), out=str(tmp_path / "one"))
-    common.run("ppo", Config, rejax_ppo.train, rejax_ppo.PPO.eval_callback, args)
+    cli.run("ppo", Config, rejax_ppo.train, rejax_ppo.PPO.eval_callback, args)
     two, one = (json.loads((tmp_path / name / "curves.json").read_text()) for name in ("two", "one"))
     assert two["eval_return"] == one["eval_return"] and two["train_return"] == one["train_return"]

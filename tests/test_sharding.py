@@ -5,7 +5,7 @@ import os
 import subprocess
 import sys
 
-import common
+import cli
 import rejax_ppo
 from rejax_ppo import Config
 
@@ -35,10 +35,10 @@ def test_four_devices_equal_one_device_with_padding(tmp_path):
                             cwd=ROOT, env=four_devices(), capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "sharded over 4 devices (2 padding runs)" in result.stdout
-    args = common.make_args_class(Config)(
+    args = cli.make_args_class(Config)(
         env="CartPole-v1", num_seeds=3, total_timesteps=2000, eval_freq=1000, num_envs=4, num_steps=50, num_epochs=2,
         num_minibatches=2, sweep=("learning_rate=1e-3,3e-3",), out=str(tmp_path / "one"))
-    common.run("ppo", Config, rejax_ppo.train, rejax_ppo.PPO.eval_callback, args)
+    cli.run("ppo", Config, rejax_ppo.train, rejax_ppo.PPO.eval_callback, args)
     four, one = (json.loads((tmp_path / name / "curves.json").read_text()) for name in ("four", "one"))
     assert len(four["eval_return"]) == 6 and four["runs"] == one["runs"]
     assert four["eval_return"] == one["eval_return"] and four["train_return"] == one["train_return"]  # bit for bit

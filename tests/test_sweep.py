@@ -10,18 +10,19 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import cli
 import common
 import rejax_ppo
 from rejax_ppo import Config
 
 SMALL = dict(total_timesteps=2_000, eval_freq=1_000, num_envs=4, num_steps=50, num_epochs=2, num_minibatches=2)
 LEARNING_RATES = (3e-4, 1e-3, 3e-3)
-Args = common.make_args_class(Config)
+Args = cli.make_args_class(Config)
 
 
 def run(tmp, **flags):
     args = Args(**{"env": "CartPole-v1", "out": str(tmp), **SMALL, **flags})
-    return common.run("ppo", Config, rejax_ppo.train, rejax_ppo.PPO.eval_callback, args)
+    return cli.run("ppo", Config, rejax_ppo.train, rejax_ppo.PPO.eval_callback, args)
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +131,7 @@ def test_bad_sweeps_are_refused_before_tracing(tmp_path, monkeypatch, spec, mess
 
 def test_api_sweep_grid_times_seeds_with_vmap():
     config = Config.make("CartPole-v1", **SMALL)
-    configs, axes, settings = common.sweep_grid(config, {"learning_rate": [1e-3, 3e-3], "gamma": [0.99, 0.995]})
+    configs, axes, settings = cli.sweep_grid(config, {"learning_rate": [1e-3, 3e-3], "gamma": [0.99, 0.995]})
     assert settings[1] == {"learning_rate": 1e-3, "gamma": 0.995} and configs.learning_rate.shape == (4,)
     keys = jax.random.split(jax.random.PRNGKey(0), 2)
     over_seeds = jax.vmap(rejax_ppo.train, in_axes=(None, 0))
