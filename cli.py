@@ -41,10 +41,14 @@ def main(algo: str, Config, train_fn, default_callback, description: str = ""):
 
     args = tyro.cli(make_args_class(Config), description=description)
     try:
-        run(algo, Config, train_fn, default_callback, args)
+        _, _, summary = run(algo, Config, train_fn, default_callback, args)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
+    if summary["num_runs_left_out"] == len(summary["final_return_per_seed"]):
+        print("error: every run diverged or ended with a non-finite return; lower the learning rate or check the "
+              "environment's rewards and observations.", file=sys.stderr)
+        sys.exit(1)
 
 
 def run(algo: str, Config, train_fn, default_callback, args):
@@ -76,7 +80,7 @@ def run(algo: str, Config, train_fn, default_callback, args):
         compile_time, train_time, train_state, evaluation = train_in_one_call(train_one, placed)
     train_state, evaluation = unshard_runs((train_state, evaluation), num_runs)
     steps = np.asarray(evaluation.pop("env_steps")[0]) if "env_steps" in evaluation else None
-    summary = summarize(algo, args, config, sweep, settings, evaluation, compile_time, train_time)
+    summary = summarize(algo, args, config, sweep, settings, evaluation, steps, compile_time, train_time)
     if jax.process_index() == 0:
         save_results(out, algo, config, steps, evaluation, summary, settings)
     report(summary, settings, sweep, out)
@@ -348,13 +352,23 @@ def with_progress(config, run_index, progress: "Progress", algo_callback):
         out = callback(config, train_state, rng)
         eval_return = jnp.mean(out["return"]) if isinstance(out, dict) and "return" in out else jnp.nan
         train_return = out.get("train_return", jnp.nan) if isinstance(out, dict) else jnp.nan
+        finite = all_finite(train_state)
         jax.experimental.io_callback(
             progress.record, jax.ShapeDtypeStruct((), jnp.int32), run_index, train_state.global_step,
-            eval_return, train_return,
+            eval_return, train_return, finite,
         )
-        return {**out, "env_steps": train_state.global_step} if isinstance(out, dict) else out
+        return {**out, "env_steps": train_state.global_step, "finite": finite} if isinstance(out, dict) else out
 
     return config.replace(eval_callback=callback_with_progress)
+
+
+def all_finite(train_state):
+    """True when every float in the train state (parameters, optimiser and normaliser statistics, buffers) is finite:
+    one reduction inside the jitted run at each evaluation point. Training-episode returns are left out: they are NaN
+    by design until the first episode ends."""
+    state = train_state.replace(episode_stats=None) if hasattr(train_state, "episode_stats") else train_state
+    leaves = [x for x in jax.tree_util.tree_leaves(state) if jnp.issubdtype(x.dtype, jnp.inexact)]
+    return jnp.all(jnp.stack([jnp.isfinite(x).all() for x in leaves])) if leaves else jnp.array(True)
 
 
 class Progress:
@@ -372,14 +386,20 @@ class Progress:
         self.runs = local_runs(num_runs)
         self.expected = set(self.runs)
         self.pending: dict = {}
+        self.diverged: set = set()
         self.start = None
 
-    def record(self, run_index, step, eval_return, train_return):
+    def record(self, run_index, step, eval_return, train_return, finite=True):
         step, run_index = int(step), int(run_index)
         if run_index not in self.expected:
             return np.int32(0)
         if self.start is None:
             self.start = (time.perf_counter(), step)
+        if not finite and run_index not in self.diverged:
+            self.diverged.add(run_index)
+            setting, seed = divmod(run_index, self.num_seeds)
+            print(f"  {describe_run(seed, self.settings[setting])} diverged: non-finite train state at step "
+                  f"{step:,}; it is left out of the statistics, the other runs go on", flush=True)
         records = self.pending.setdefault(step, {})
         records[run_index] = (float(eval_return), float(train_return))
         if len(records) == len(self.runs):
@@ -399,8 +419,12 @@ class Progress:
         elapsed, done = time.perf_counter() - self.start[0], step - self.start[1]
         rate = done * len(self.runs) / elapsed if done > 0 else float("nan")
         eta = f"{(self.total_steps - step) * elapsed / done:6.1f}s" if done > 0 else "     -"
-        line = (f"  step {step:>10,}  {rate:>9,.0f} steps/s  eval return {returns.mean():9.2f} "
-                f"(min {returns.min():.2f}, max {returns.max():.2f})  train return {nanmean(train):9.2f}  ETA {eta}")
+        kept = returns[[run not in self.diverged for run in self.runs]]
+        line = (f"  step {step:>10,}  {rate:>9,.0f} steps/s  eval return IQM {nan_statistic(iqm, kept):9.2f} mean "
+                f"{nan_statistic(np.mean, kept):9.2f} (min {nan_statistic(np.min, kept):.2f}, max "
+                f"{nan_statistic(np.max, kept):.2f})  train return {nanmean(train):9.2f}  ETA {eta}")
+        if len(kept) < len(returns):
+            line += f"  ({len(returns) - len(kept)} diverged run(s) left out)"
         means = {g: v.mean() for g, v in self.by_setting(returns).items()}
         finite = {g: m for g, m in means.items() if np.isfinite(m)}
         if len(self.settings) > 1 and step > 0 and finite:  # all settings are equal before training
@@ -415,7 +439,11 @@ class Progress:
     def wandb_data(self, returns, train, rate) -> dict:
         """One wandb run (per process): `seed_<i>/...` keys per seed, under a `<setting>/` prefix when sweeping
         (with that setting's seed means beside them), and the means over all runs at the top level."""
-        data = {"eval/episodic_return": returns.mean(), "charts/episodic_return": nanmean(train), "charts/SPS": rate}
+        kept = returns[[run not in self.diverged for run in self.runs]]
+        low, high = bootstrap_interval(iqm, kept) if len(kept) else (np.nan, np.nan)
+        data = {"eval/episodic_return": nan_statistic(np.mean, kept), "eval/episodic_return_iqm": nan_statistic(iqm, kept),
+                "eval/episodic_return_iqm_ci_low": low, "eval/episodic_return_iqm_ci_high": high,
+                "charts/episodic_return": nanmean(train), "charts/SPS": rate}
         for r, run in enumerate(self.runs):
             setting, seed = divmod(run, self.num_seeds)
             prefix = f"{setting_label(self.settings[setting])}/" if self.settings[setting] else ""
@@ -426,6 +454,11 @@ class Progress:
                 data[f"{setting_label(self.settings[g])}/eval/episodic_return"] = r.mean()
                 data[f"{setting_label(self.settings[g])}/charts/episodic_return"] = nanmean(t)
         return data
+
+
+def nan_statistic(statistic, values) -> float:
+    """`statistic(values)`, or NaN when there are no values (every run diverged)."""
+    return float(statistic(values)) if len(values) else float("nan")
 
 
 def nanmean(values) -> float:
@@ -623,55 +656,156 @@ def config_to_dict(config) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# 7. The summary, the printed report, the results folder and wandb
+# 7. Statistics of the final returns (Agarwal et al. 2021, "Deep RL at the Edge of the Statistical Precipice")
 # ---------------------------------------------------------------------------------------------------------------------
-def summarize(algo, args, config, sweep, settings, evaluation, compile_time, train_time) -> dict:
-    """summary.json: the final return of every run (mean over its evaluation episodes) and its statistics, timings;
-    with a sweep, one row per setting, best first (the top-level statistics then cover every run)."""
+CONFIDENCE, RESAMPLES = 0.95, 2000
+STATISTICS_METHOD = (f"{CONFIDENCE:.0%} percentile-bootstrap intervals over seeds, {RESAMPLES} resamples (rliable's "
+                     "stratified bootstrap: with one task, the seeds are the only stratum); IQM = mean of the middle "
+                     "50 % of runs (25 % trimmed at each end)")
+
+
+def iqm(values, axis=-1):
+    """Interquartile mean: the mean of the runs between the 25th and 75th percentile (scipy's trim_mean, as rliable)."""
+    import scipy.stats
+
+    return scipy.stats.trim_mean(values, 0.25, axis=axis)
+
+
+def probability_of_improvement(x, y, axis=-1):
+    """P(X > Y) for a run drawn from each of two settings, ties counting half (Mann-Whitney U / (n m))."""
+    x, y = np.moveaxis(np.asarray(x), axis, -1), np.moveaxis(np.asarray(y), axis, -1)
+    greater = (x[..., :, None] > y[..., None, :]).mean((-2, -1))
+    ties = (x[..., :, None] == y[..., None, :]).mean((-2, -1))
+    return greater + 0.5 * ties
+
+
+def bootstrap_interval(statistic, *samples):
+    """The 95 % percentile-bootstrap interval of `statistic(*samples, axis=-1)`, the seeds (last axis) of each sample
+    resampled on their own, with a fixed generator so that the same results give the same interval. A sample of one
+    run gives the point value as both ends."""
+    import scipy.stats
+
+    if min(np.shape(s)[-1] for s in samples) < 2:
+        value = statistic(*samples, axis=-1)
+        return value, value
+    result = scipy.stats.bootstrap(samples, statistic, n_resamples=RESAMPLES, confidence_level=CONFIDENCE,
+                                   method="percentile", vectorized=True, axis=-1, random_state=np.random.default_rng(0))
+    return result.confidence_interval.low, result.confidence_interval.high
+
+
+def final_statistics(final) -> dict:
+    """IQM and mean with their intervals, median, std, min and max of final returns (diverged runs left out)."""
+    final = np.asarray(final, dtype=np.float64)
+    if final.size == 0:
+        nan = float("nan")
+        return {"final_return_iqm": nan, "final_return_iqm_ci": [nan, nan], "final_return_mean": nan,
+                "final_return_mean_ci": [nan, nan], "final_return_median": nan, "final_return_std": nan,
+                "final_return_min": nan, "final_return_max": nan}
+    return {"final_return_iqm": float(iqm(final)), "final_return_iqm_ci": list(map(float, bootstrap_interval(iqm, final))),
+            "final_return_mean": float(final.mean()),
+            "final_return_mean_ci": list(map(float, bootstrap_interval(np.mean, final))),
+            "final_return_median": float(np.median(final)), "final_return_std": float(final.std()),
+            "final_return_min": float(final.min()), "final_return_max": float(final.max())}
+
+
+def diverged_runs(finite, steps, settings, num_seeds: int) -> list:
+    """Runs whose train state held a non-finite value at an evaluation point: run index, seed index, setting and the
+    first env step at which it was seen. `finite` is [num_runs, num_points] (None: the callback did not report it)."""
+    if finite is None:
+        return []
+    diverged = []
+    for run in np.flatnonzero(~np.asarray(finite).all(1)):
+        first = int(np.argmin(finite[run]))
+        diverged.append({"run": int(run), "seed": int(run % num_seeds), "setting": settings[run // num_seeds],
+                         "first_seen_at_step": int(steps[first]) if steps is not None else first})
+    return diverged
+
+
+def describe_run(seed: int, setting: dict) -> str:
+    return f"seed {seed}" + (f" ({setting_label(setting)})" if setting else "")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# 8. The summary, the printed report, the results folder and wandb
+# ---------------------------------------------------------------------------------------------------------------------
+def summarize(algo, args, config, sweep, settings, evaluation, steps, compile_time, train_time) -> dict:
+    """summary.json: every run's final return (the mean of its last evaluation's episodes), their statistics over the
+    runs that did not diverge, the diverged runs, timings; with a sweep, one row per setting ranked by IQM (the
+    top-level statistics then cover every kept run)."""
     final = np.asarray(evaluation["return"])[:, -1].mean(-1)  # [num_runs]
+    diverged = diverged_runs(evaluation.get("finite"), steps, settings, args.num_seeds)
+    kept = np.isfinite(final)
+    kept[[d["run"] for d in diverged]] = False
     total_steps = config.total_env_steps * len(final)
     summary = {
         "algorithm": algo, "env": args.env, "num_seeds": args.num_seeds, "seed": args.seed,
-        "env_steps_per_seed": config.total_env_steps, "final_return_mean": float(final.mean()),
-        "final_return_std": float(final.std()), "final_return_min": float(final.min()),
-        "final_return_max": float(final.max()), "final_return_per_seed": final.tolist(),
+        "env_steps_per_seed": config.total_env_steps, **final_statistics(final[kept]),
+        "final_return_per_seed": [float(f) if np.isfinite(f) else None for f in final],
+        "num_runs_left_out": int((~kept).sum()), "diverged": diverged, "statistics": STATISTICS_METHOD,
         "compile_seconds": compile_time, "train_seconds": train_time, "steps_per_second": total_steps / train_time,
         "num_devices": len(jax.devices()),
     }
     if sweep:
-        summary.update(sweep=sweep, settings=setting_rows(settings, final.reshape(len(settings), args.num_seeds)))
+        shape = (len(settings), args.num_seeds)
+        summary.update(sweep=sweep, settings=setting_rows(settings, final.reshape(shape), kept.reshape(shape)))
     return summary
 
 
-def setting_rows(settings, final) -> list:
-    """One row per sweep setting, best mean final return first: the setting, then mean, std, min, max over seeds.
-    `final` is [num_settings, num_seeds]."""
-    rows = [{**setting, "final_return_mean": float(f.mean()), "final_return_std": float(f.std()),
-             "final_return_min": float(f.min()), "final_return_max": float(f.max()),
-             "final_return_per_seed": f.tolist()} for setting, f in zip(settings, final)]
-    return sorted(rows, key=lambda row: -np.nan_to_num(row["final_return_mean"], nan=-np.inf))
+def setting_rows(settings, final, kept) -> list:
+    """One row per sweep setting, best IQM first: the setting, its statistics over its kept seeds, and the probability
+    that the best setting improves on it, with its interval. `final` and `kept` are [num_settings, num_seeds]."""
+    rows = [{**setting, **final_statistics(f[k]), "final_return_per_seed": [float(v) if ok else None
+                                                                            for v, ok in zip(f, k)]}
+            for setting, f, k in zip(settings, final, kept)]
+    order = sorted(range(len(rows)), key=lambda g: -np.nan_to_num(rows[g]["final_return_iqm"], nan=-np.inf))
+    best = final[order[0]][kept[order[0]]]
+    for g in order[1:]:
+        other = final[g][kept[g]]
+        if best.size and other.size:
+            rows[g]["best_improves_on_this"] = float(probability_of_improvement(best, other))
+            rows[g]["best_improves_on_this_ci"] = list(map(float, bootstrap_interval(probability_of_improvement, best,
+                                                                                     other)))
+    return [rows[g] for g in order]
 
 
 def report(summary: dict, settings, sweep: dict, out: str):
-    """Print the final returns (per setting, best first, when sweeping), the timings and the files written."""
-    num_seeds = summary["num_seeds"]
+    """Print the final returns' statistics (per setting, best IQM first, when sweeping), the diverged runs, the
+    timings and the files written."""
     if sweep:
         width = max(len(setting_label(s)) for s in settings)
-        print(f"\n{'setting':<{width}}  final return over {num_seeds} seed(s), best first")
+        print(f"\n{'setting':<{width}}  final return over {summary['num_seeds']} seed(s), best IQM first; "
+              f"P(best > this) [{CONFIDENCE:.0%} CI]")
         for row in summary["settings"]:
             label = setting_label({name: row[name] for name in sweep})
-            print(f"{label:<{width}}  {row['final_return_mean']:9.2f} ± {row['final_return_std']:7.2f}  "
-                  f"(min {row['final_return_min']:.2f}, max {row['final_return_max']:.2f})")
+            improvement = (f"  P {row['best_improves_on_this']:.2f} [{row['best_improves_on_this_ci'][0]:.2f}, "
+                           f"{row['best_improves_on_this_ci'][1]:.2f}]" if "best_improves_on_this" in row else "")
+            print(f"{label:<{width}}  {statistics_line(row)}{improvement}")
     else:
-        print(f"\nfinal return {summary['final_return_mean']:.2f} ± {summary['final_return_std']:.2f} over "
-              f"{num_seeds} seed(s) (min {summary['final_return_min']:.2f}, max {summary['final_return_max']:.2f})")
+        print(f"\nfinal return over {summary['num_seeds']} seed(s): {statistics_line(summary)}")
+    if summary["num_runs_left_out"]:
+        print(f"{summary['num_runs_left_out']} run(s) left out of the statistics: " + "; ".join(
+            f"{describe_run(d['seed'], d['setting'])} diverged (non-finite train state) at step "
+            f"{d['first_seen_at_step']:,}" for d in summary["diverged"]) if summary["diverged"] else
+              f"{summary['num_runs_left_out']} run(s) with a non-finite return left out of the statistics")
     compile_time, train_time = summary["compile_seconds"], summary["train_seconds"]
     timing = f"compile {compile_time:.1f}s + train {train_time:.1f}s" if compile_time is not None else \
         f"{train_time:.1f}s in segments, compile included"
     print(f"time: {timing}; {summary['steps_per_second']:,.0f} env steps/s over all {'runs' if sweep else 'seeds'}")
     if jax.process_index() == 0:
-        print(f"saved config.json, curves.csv, curves.json, summary.json, learning_curve.png"
+        print(f"saved config.json, curves.csv, curves.json, summary.json, final_returns.npz, learning_curve.png"
               f"{', settings.csv' if sweep else ''} in {out}/")
+
+
+def statistics_line(stats: dict) -> str:
+    """"IQM 480.1 [95% CI 450.2, 500.0]  mean 470.3 [440.0, 495.1] ± 30.2  median ...  min ...  max ..."."""
+    if np.isnan(stats["final_return_iqm"]):
+        return "every run diverged or ended non-finite"
+    low, high = stats["final_return_iqm_ci"]
+    mean_low, mean_high = stats["final_return_mean_ci"]
+    return (f"IQM {stats['final_return_iqm']:.2f} [{CONFIDENCE:.0%} CI {low:.2f}, {high:.2f}]  mean "
+            f"{stats['final_return_mean']:.2f} [{mean_low:.2f}, {mean_high:.2f}] ± {stats['final_return_std']:.2f}  "
+            f"median {stats['final_return_median']:.2f}  min {stats['final_return_min']:.2f}  "
+            f"max {stats['final_return_max']:.2f}")
 
 
 def prepare_out_dir(out: Optional[str], algo: str, env: str) -> str:
@@ -690,9 +824,9 @@ def prepare_out_dir(out: Optional[str], algo: str, env: str) -> str:
 
 
 def save_results(out: str, algo: str, config, steps, evaluation, summary: dict, settings=({},)):
-    """Write config.json, curves.csv/json (one curve per run), summary.json, learning_curve.png and, with a sweep,
-    settings.csv (the settings ranked by final return, best first). Runs are setting-major: run r is setting
-    r // num_seeds with seed index r % num_seeds; with a sweep, curves.csv starts with the swept values."""
+    """Write config.json, curves.csv/json (one curve per run), summary.json, final_returns.npz, learning_curve.png
+    and, with a sweep, settings.csv (the settings ranked by IQM, best first). Runs are setting-major: run r is
+    setting r // num_seeds with seed index r % num_seeds; with a sweep, curves.csv starts with the swept values."""
     returns = np.asarray(evaluation["return"]).mean(-1)  # [num_runs, num_evals]
     train = np.asarray(evaluation["train_return"])  # [num_runs, num_evals]
     settings = list(settings)
@@ -706,11 +840,12 @@ def save_results(out: str, algo: str, config, steps, evaluation, summary: dict, 
             swept = [f"{settings[run // num_seeds][name]:g}" for name in names]
             for step, r, t in zip(steps, returns[run], train[run]):
                 f.write(",".join(swept + [str(run % num_seeds), str(step), f"{r:.6g}", f"{t:.6g}"]) + "\n")
-    curves = {"env_steps": list(map(int, steps)), "eval_return": returns.tolist(),
+    curves = {"env_steps": list(map(int, steps)), "eval_return": np.where(np.isfinite(returns), returns, None).tolist(),
               "train_return": np.where(np.isfinite(train), train, None).tolist()}
     if names:
         curves["runs"] = [{**settings[run // num_seeds], "seed": run % num_seeds} for run in range(returns.shape[0])]
-        columns = ("final_return_mean", "final_return_std", "final_return_min", "final_return_max")
+        columns = ("final_return_iqm", "final_return_mean", "final_return_median", "final_return_std",
+                   "final_return_min", "final_return_max")
         with open(os.path.join(out, "settings.csv"), "w") as f:
             f.write(",".join(names + list(columns)) + "\n")
             for row in summary["settings"]:
@@ -719,11 +854,24 @@ def save_results(out: str, algo: str, config, steps, evaluation, summary: dict, 
         json.dump(curves, f)
     with open(os.path.join(out, "summary.json"), "w") as f:
         json.dump(summary, f, indent=2)
-    plot_learning_curves(os.path.join(out, "learning_curve.png"), algo, steps, returns, summary, settings)
+    kept = kept_runs(summary, returns.shape[0])
+    # rliable's score dict: one [runs, tasks] array per setting (here one task), read with dict(np.load(path)).
+    np.savez(os.path.join(out, "final_returns.npz"), **{
+        setting_label(s) or algo: returns[g * num_seeds:(g + 1) * num_seeds, -1][kept[g * num_seeds:(g + 1) * num_seeds],
+                                                                              None] for g, s in enumerate(settings)})
+    plot_learning_curves(os.path.join(out, "learning_curve.png"), algo, steps, returns, kept, summary, settings)
 
 
-def plot_learning_curves(path: str, algo: str, steps, returns, summary: dict, settings: list):
-    """One mean curve with a min-max band over seeds; with a sweep, one mean ± std curve per setting, best first."""
+def kept_runs(summary: dict, num_runs: int):
+    """[num_runs] True for the runs in the statistics: finite final return, never diverged."""
+    kept = np.array([value is not None for value in summary["final_return_per_seed"]])
+    kept[[d["run"] for d in summary["diverged"]]] = False
+    return kept[:num_runs]
+
+
+def plot_learning_curves(path: str, algo: str, steps, returns, kept, summary: dict, settings: list):
+    """The IQM over seeds at every evaluation point with its 95 % bootstrap band; one curve per sweep setting, best
+    first. Diverged runs are left out, as in the statistics."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -731,20 +879,19 @@ def plot_learning_curves(path: str, algo: str, steps, returns, summary: dict, se
 
     names, num_seeds = list(settings[0]), returns.shape[0] // len(settings)
     fig, ax = plt.subplots(figsize=(7, 4.5) if names else (6, 4))
-    if names:
-        by_setting = returns.reshape(len(settings), num_seeds, -1)
-        for row in summary["settings"]:
-            setting = {name: row[name] for name in names}
-            curve = by_setting[settings.index(setting)]
-            label = f"{setting_label(setting)}: {row['final_return_mean']:.1f} ± {row['final_return_std']:.1f}"
-            line, = ax.plot(steps, curve.mean(0), label=label)
-            ax.fill_between(steps, curve.mean(0) - curve.std(0), curve.mean(0) + curve.std(0), alpha=0.15,
-                            color=line.get_color())
-        ax.legend(fontsize=7, title=f"final return over {num_seeds} seed(s), best first", title_fontsize=7)
-    else:
-        ax.plot(steps, returns.mean(0), label=f"mean of {returns.shape[0]} seeds")
-        ax.fill_between(steps, returns.min(0), returns.max(0), alpha=0.3, label="min–max over seeds")
-        ax.legend()
+    rows = summary["settings"] if names else [summary]
+    for row in rows:
+        g = settings.index({name: row[name] for name in names})
+        curves = returns[g * num_seeds:(g + 1) * num_seeds][kept[g * num_seeds:(g + 1) * num_seeds]].T  # [points, seeds]
+        if curves.shape[1] == 0:
+            continue
+        low, high = bootstrap_interval(iqm, curves)
+        label = f"{setting_label(settings[g])}: " if names else ""
+        line, = ax.plot(steps, iqm(curves), label=f"{label}IQM of {curves.shape[1]} seeds, final "
+                                                 f"{row['final_return_iqm']:.1f}")
+        ax.fill_between(steps, low, high, alpha=0.2, color=line.get_color())
+    ax.legend(fontsize=7, title=f"IQM with {CONFIDENCE:.0%} bootstrap CI" + (", best first" if names else ""),
+              title_fontsize=7)
     ax.set(xlabel="env steps (per seed)", ylabel="evaluation return", title=f"{algo.upper()} on {summary['env']}")
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -783,4 +930,6 @@ def finish_wandb(wandb_run, summary: dict, sweep: dict):
     if sweep:
         wandb_run.summary.update({f"{setting_label({n: row[n] for n in sweep})}/final_return": row["final_return_mean"]
                                   for row in summary["settings"]})
+        wandb_run.summary.update({f"{setting_label({n: row[n] for n in sweep})}/final_return_iqm":
+                                  row["final_return_iqm"] for row in summary["settings"]})
     wandb_run.finish()

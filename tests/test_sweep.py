@@ -57,10 +57,11 @@ def test_summary_and_files_rank_settings_best_first(swept):
     tmp, (_, _, summary) = swept
     rows = summary["settings"]
     assert sorted(row["learning_rate"] for row in rows) == sorted(LEARNING_RATES)
-    means = [row["final_return_mean"] for row in rows]
-    assert means == sorted(means, reverse=True) and all(len(row["final_return_per_seed"]) == 2 for row in rows)
+    iqms = [row["final_return_iqm"] for row in rows]
+    assert iqms == sorted(iqms, reverse=True) and all(len(row["final_return_per_seed"]) == 2 for row in rows)
+    assert all(0 <= row["best_improves_on_this"] <= 1 for row in rows[1:]) and "best_improves_on_this" not in rows[0]
     lines = (tmp / "run" / "settings.csv").read_text().splitlines()
-    assert lines[0].startswith("learning_rate,final_return_mean,final_return_std")
+    assert lines[0].startswith("learning_rate,final_return_iqm,final_return_mean,final_return_median")
     assert [float(line.split(",")[0]) for line in lines[1:]] == [row["learning_rate"] for row in rows]
     curves = json.loads((tmp / "run" / "curves.json").read_text())
     assert len(curves["eval_return"]) == 6 and curves["runs"][3] == {"learning_rate": 1e-3, "seed": 1}
