@@ -99,7 +99,7 @@ class RunArgs:
     num_seeds: int = 1
     """Number of agents trained in one vmapped call."""
     seed: int = 0
-    """Seed of the first agent; agent i uses seed + i. A lone run with --seed seed+i starts from the same initial parameters and random streams (bit-identical), but it is a program of another batch size, which XLA rounds differently in the last bits: its curve matches agent i's exactly only until learning amplifies that (see the README, 'Same seed, same result')."""
+    """Seed of the first agent; agent i trains from PRNGKey(seed + i). A lone run with --seed seed+i has the same random streams, initial parameters (PPO: to about 1e-6) and first curve points, but it is another XLA program (a batch of another size), so it parts after a few thousand env steps. To reproduce agent i bit for bit, keep --num-seeds and --sweep and pass --seed seed+i: it is then agent 0."""
     track: bool = False
     """Log every seed's learning curve to Weights & Biases (offline when there is no login)."""
     wandb_project: str = "rejax"
