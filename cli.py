@@ -84,6 +84,12 @@ def run(algo: str, Config, train_fn, default_callback, args):
     if jax.process_index() == 0:
         save_results(out, algo, config, steps, evaluation, summary, settings)
     report(summary, settings, sweep, out)
+    if args.video and jax.process_index() == 0:
+        video = render_video(config, train_state, out, video_run(summary, args.video_seed, settings))
+        if video and wandb_run is not None and video.endswith(".gif"):
+            import wandb
+
+            wandb_run.log({"video": wandb.Video(video, format="gif")})
     if wandb_run is not None:
         finish_wandb(wandb_run, summary, sweep)
     return train_state, evaluation, summary
@@ -112,6 +118,10 @@ class RunArgs:
     """Save the whole train state of every seed to OUT/checkpoint.msgpack every N env steps (rounded to evaluation points) and at the end; the run then trains in segments of that length."""
     resume: Optional[str] = None
     """Continue the run that wrote this checkpoint.msgpack (give the same flags as that run); results go to its folder unless --out says otherwise."""
+    video: bool = False
+    """After training, render one deterministic evaluation episode of the best run (or of --video-seed) into the results folder: a GIF for gymnax envs with a renderer (CartPole, Acrobot, Pendulum, MountainCar, MinAtar, ...), brax's HTML viewer for brax/<name>."""
+    video_seed: Optional[int] = None
+    """With --video: the seed index (0 = --seed) to render, in the best sweep setting; default: the run with the best final return."""
     sweep: tuple[str, ...] = ()
     """Train several values of a numeric hyperparameter in the same jitted call: NAME=V1,V2,... (e.g. learning_rate=3e-4,1e-3); repeat the flag for a grid, every combination x every seed."""
 
@@ -933,3 +943,68 @@ def finish_wandb(wandb_run, summary: dict, sweep: dict):
         wandb_run.summary.update({f"{setting_label({n: row[n] for n in sweep})}/final_return_iqm":
                                   row["final_return_iqm"] for row in summary["settings"]})
     wandb_run.finish()
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# 9. A video of a trained agent (on the host, after training; never inside the jitted run)
+# ---------------------------------------------------------------------------------------------------------------------
+def video_run(summary: dict, video_seed: Optional[int], settings) -> int:
+    """The run to render: seed `video_seed` of the best setting, or the run with the best final return."""
+    num_seeds = summary["num_seeds"]
+    best_setting = settings.index({n: summary["settings"][0][n] for n in settings[0]}) if settings[0] else 0
+    if video_seed is not None:
+        if not 0 <= video_seed < num_seeds:
+            raise ValueError(f"--video-seed must be a seed index from 0 to {num_seeds - 1}, got {video_seed}.")
+        return best_setting * num_seeds + video_seed
+    finals = np.array([-np.inf if f is None else f for f in summary["final_return_per_seed"]])
+    return int(np.argmax(np.where(kept_runs(summary, len(finals)), finals, -np.inf)))
+
+
+def record_episode(act, env, env_params, rng, max_steps: int):
+    """One episode of `act` from a reset, in one jitted scan: the env states the actions were taken in, and the
+    return so far at each of them, cut at the episode's end (host arrays)."""
+    def step(carry, rng):
+        obs, state, done, total = carry
+        rng_act, rng_step = jax.random.split(rng)
+        next_obs, next_state, reward, terminated, truncated, _ = env.step(rng_step, state, act(obs, rng_act),
+                                                                          env_params)
+        return (next_obs, next_state, done | terminated | truncated, total + reward), (state, done, total + reward)
+
+    def episode(rng):
+        rng_reset, rng = jax.random.split(rng)
+        obs, state = env.reset(rng_reset, env_params)
+        return jax.lax.scan(step, (obs, state, jnp.array(False), jnp.array(0.0)), jax.random.split(rng, max_steps))[1]
+
+    states, done, returns = jax.device_get(jax.jit(episode)(rng))
+    length = int(np.argmax(done)) if done.any() else max_steps
+    return [jax.tree_util.tree_map(lambda x, i=i: x[i], states) for i in range(length)], returns[:length]
+
+
+def render_video(config, train_state, out: str, run: int = 0, rng=None) -> Optional[str]:
+    """Render one deterministic evaluation episode of run `run` of `train_state` (leading run axis, as `run` returns
+    and `restore` loads) into `out`: `episode.gif` for gymnax envs with a renderer, `episode.html` (brax's viewer)
+    for brax/<name>. Returns the file's path, or None (with a one-line message) when the env has no renderer."""
+    from gymnax.visualize import Visualizer
+
+    env, name = config.env, common.env_name(config.env)
+    gymnax_renderable = name in ("CartPole-v1", "Acrobot-v1", "Pendulum-v1", "MountainCar-v0",
+                                 "MountainCarContinuous-v0", "Catch-bsuite", "FourRooms-misc", "MetaMaze-misc",
+                                 "PointRobot-misc", "Pong-misc") or name.endswith("-MinAtar")
+    if not (gymnax_renderable or isinstance(env, common.BraxEnv)):
+        print(f"video: {name} has no renderer (gymnax's visualiser covers the classic-control, MinAtar and a few misc "
+              f"envs, and brax/<name> gets brax's HTML viewer); no video written.")
+        return None
+    act = sys.modules[type(config).__module__].make_act(config, common.select_seed(train_state, run))
+    states, returns = record_episode(act, env, config.env_params, jax.random.PRNGKey(0) if rng is None else rng,
+                                     int(config.env_params.max_steps_in_episode))
+    if isinstance(env, common.BraxEnv):
+        from brax.io import html
+
+        path = os.path.join(out, "episode.html")
+        with open(path, "w") as f:
+            f.write(html.render(env.env.sys, [s.brax_state.pipeline_state for s in states]))
+    else:
+        path = os.path.join(out, "episode.gif")
+        Visualizer(env, config.env_params, states, returns).animate(path)
+    print(f"video: run {run}'s episode ({len(states)} steps, return {returns[-1]:.2f}) in {path}")
+    return path
