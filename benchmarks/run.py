@@ -27,7 +27,7 @@ BENCHMARKS = {
     "scaling": ("scaling.py", ["--repeats", "3"], ["--repeats", "1", "--seeds", "1", "4", "16"]),
     "eval_share": ("eval_share.py", ["--repeats", "3"], ["--repeats", "1"]),
     "cleanrl": ("bench_cleanrl.py", [], []),
-    "stats_cost": ("stats_cost.py", ["--repeats", "3"], ["--repeats", "1"]),
+    "stats_cost": ("stats_cost.py", [], ["--num-seeds", "4"]),
 }
 
 
