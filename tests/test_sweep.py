@@ -113,6 +113,11 @@ def test_track_logs_every_seed_of_every_setting_to_one_offline_run(swept):
         np.testing.assert_allclose(history[-1][f"{label}/eval/episodic_return"], returns[g * 2:g * 2 + 2, -1].mean())
     best = summary["settings"][0]
     assert final[f"learning_rate={best['learning_rate']:g}/final_return"] == pytest.approx(best["final_return_mean"])
+    assert final[f"learning_rate={best['learning_rate']:g}/final_return_iqm"] == pytest.approx(best["final_return_iqm"])
+    for row, point in zip(history, returns.T):  # the IQM over all runs and its interval, next to the mean
+        assert row["eval/episodic_return_iqm"] == pytest.approx(cli.iqm(point))
+        assert row["eval/episodic_return_iqm_ci_low"] <= row["eval/episodic_return_iqm"] <= \
+            row["eval/episodic_return_iqm_ci_high"]
 
 
 @pytest.mark.parametrize("spec, message", [
