@@ -35,8 +35,10 @@ TUNED = {
     "Breakout-MinAtar": dict(num_envs=64, num_steps=128, num_epochs=4, num_minibatches=8, learning_rate=5e-4,
                              hidden_layer_sizes=(128,), activation="relu", shared_network=True, anneal_lr=True,
                              gamma=0.99, total_timesteps=1_000_000, eval_freq=100_000),
-    "brax/inverted_pendulum": dict(num_envs=16, num_steps=64, num_epochs=4, num_minibatches=4, learning_rate=1e-3,
-                                   normalize_observations=True, total_timesteps=100_000, eval_freq=20_000),
+    # 24 seeds (3 x 8) all end at 1000; with 4 epochs, clip 0.2 and a constant lr, 7 of 8 did (one fell to 350).
+    "brax/inverted_pendulum": dict(num_envs=16, num_steps=64, num_epochs=10, num_minibatches=4, learning_rate=1e-3,
+                                   clip_eps=0.1, anneal_lr=True, normalize_observations=True, total_timesteps=100_000,
+                                   eval_freq=20_000),
     "Pendulum-v1": dict(num_envs=16, num_steps=128, num_epochs=10, num_minibatches=8, learning_rate=1e-3,
                         gamma=0.95, ent_coef=0.0, max_grad_norm=10.0, normalize_observations=True,
                         activation="swish", anneal_lr=True, total_timesteps=500_000, eval_freq=50_000),
@@ -201,8 +203,7 @@ def dense(features, scale):
 
 
 class Torso(nn.Module):
-    """An MLP; with `cnn`, first MinAtar's conv layer (Young & Tian 2019: 16 filters, 3x3, stride 1, padding VALID, so
-    10x10 becomes 8x8x16 = 1,024 features) on [H, W, C]."""
+    """An MLP, after MinAtar's conv with `cnn` (Young & Tian 2019: 16 filters, 3x3, stride 1, VALID) on [H, W, C]."""
 
     hidden_layer_sizes: tuple
     activation: str
@@ -430,8 +431,7 @@ class PPO:
             updates, opt_state = optimizer.update(grads, opt_state, params)
             return (optax.apply_updates(params, updates), opt_state), metrics
 
-        # Shuffle once per epoch, all epochs at once (one random call), then run the num_epochs * num_minibatches
-        # steps as one flat scan.
+        # One shuffle per epoch, all drawn in one random call; then the num_epochs * num_minibatches steps, one scan.
         rng, rng_shuffle = jax.random.split(train_state.rng)
         order = jnp.argsort(jax.random.uniform(rng_shuffle, (config.num_epochs, config.steps_per_iteration)), -1)
         minibatches = jax.tree_util.tree_map(
