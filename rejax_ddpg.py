@@ -5,20 +5,32 @@ mu(s) trained with the deterministic policy gradient grad_a Q(s, a) grad_theta m
 critic trained toward y = r + gamma * Q'(s', mu'(s')) (eq. 5), target networks that track the online ones by Polyak
 averaging (theta' <- tau theta + (1 - tau) theta'), a replay buffer, and exploration noise added to mu(s).
 
+The defaults are not Lillicrap's settings but those of the re-tuned DDPG in the TD3 authors' code, which Fujimoto
+et al. 2018 (section 6.1) introduce as "our DDPG" (the paper's runs of it used 400-300 layers, learning rate 1e-3 and
+batch 100). Where the DDPG paper (section 7 and its supplement) differs from the defaults here:
+- Adam learning rates 1e-4 (actor) and 1e-3 (critic), and L2 weight decay 1e-2 on the critic: here one learning_rate,
+  3e-4, for both, and no weight decay;
+- 400-300 hidden units, the action entering the critic at its second layer, batch normalisation, final layers drawn
+  from U(-3e-3, 3e-3): here 256-256, the action joins the observation at the critic's input, no batch normalisation
+  (optional observation normalisation instead), flax's default initialisation;
+- batch 64, tau 0.001, a buffer of 1e6, Ornstein-Uhlenbeck noise (theta 0.15, sigma 0.2): here 256, 0.005, 1e5 and
+  independent Gaussian noise of std 0.1 (Fujimoto et al. found no benefit from the OU process on MuJoCo);
+- no gradient clipping: here gradients are clipped to a global norm of max_grad_norm (10), as in neither paper (a huge
+  max_grad_norm turns it off).
+
 Notable choices:
 - Inside the agent actions live in [-1, 1]: the actor ends in tanh, and the buffer, the critic and the noise use that
-  scale. Only the env sees them rescaled to its bounds [low, high], so exploration_noise is a fraction of the
-  half-range of the action space, whatever its units. The noise is Gaussian and uncorrelated in time by default
-  (Fujimoto et al. 2018 found no benefit from the paper's Ornstein-Uhlenbeck process on MuJoCo); exploration_noise_type
-  "ou" gives the paper's, one process per env, which MountainCarContinuous needs.
+  scale. Only the env sees them rescaled to its bounds [low, high] (which must be finite), so exploration_noise is a
+  fraction of the half-range of the action space. exploration_noise_type "ou" gives the DDPG paper's correlated noise,
+  one process per env, which MountainCarContinuous needs. `make_act(deterministic=False)` keeps no state, so it always
+  adds independent Gaussian noise of std exploration_noise (the ou noise's stationary distribution).
 - Time-limit truncation is not termination: the buffer stores the observation the action led to (final_obs) and the
   `terminated` flag, so a truncated step still bootstraps.
 - One iteration: one vector env step (num_envs transitions), then gradient_steps updates, each of the critic, the
   actor (on the same minibatch, through the freshly updated critic) and both target networks.
-- learning_starts: a separate warm-up loop before the main one acts uniformly at random (or with the ou noise alone)
-  and makes no update, so no branch on the step count is needed (under vmap a per-seed branch would compute both sides).
-- The buffer's write position and fill level come from the loop counter, which is the same for every seed: under
-  vmap they stay scalars, so writes stay in-place slice updates.
+- learning_starts: a warm-up loop of its own, before the main one, acts uniformly at random (or with the ou noise
+  alone) and makes no update, and the buffer's write position and fill level come from the loop counter: both are the
+  same for every seed, so under vmap nothing branches per seed and writes stay in-place slice updates.
 - Observation normalisation (optional): the buffer keeps raw observations; minibatches are normalised with the
   running statistics at the time they are sampled.
 
@@ -37,19 +49,17 @@ from flax import struct
 import common
 
 
-# ---------------------------------------------------------------------------------------------------------------------
-# Config
-# ---------------------------------------------------------------------------------------------------------------------
+# --- Config -----------------------------------------------------------------------------------------------------------
 TUNED = {
     # 0.5 critic updates per env step (4 envs x 2 gradient steps) on a small network: solved in about 10k steps.
     "Pendulum-v1": dict(num_envs=4, gradient_steps=2, batch_size=128, hidden_layer_sizes=(64, 64), learning_rate=2e-3,
                         tau=0.02, learning_starts=2_000, total_timesteps=20_000, eval_freq=2_000,
                         num_eval_episodes=16),
     # With i.i.d. Gaussian noise the car never reaches the flag and the policy settles on standing still (return
-    # about 0): the pushes cancel out. Ornstein-Uhlenbeck noise (std 0.5, theta 0.15) reaches it in most episodes, so
-    # the warm-up alone fills the buffer with successes. With tau 0.003-0.005 the policy solves it by 40k steps and
-    # then collapses to a saturated actor (return about -99); 0.002 held to 100k steps in 8 of 8 seeds. 0.5 updates
-    # per env step.
+    # about 0): independent pushes cancel out before the car gains momentum. Ornstein-Uhlenbeck noise (std 0.5, theta
+    # 0.15) reaches it in most episodes, so the warm-up alone fills the buffer with successes. With tau 0.003-0.005
+    # the policy solves it by 40k steps and then collapses to a saturated actor (return about -99); 0.002 held to 100k
+    # steps in 8 of 8 seeds. 0.5 updates per env step.
     "MountainCarContinuous-v0": dict(num_envs=8, gradient_steps=4, batch_size=128, hidden_layer_sizes=(64, 64),
                                      learning_rate=1e-3, tau=0.002, exploration_noise_type="ou", exploration_noise=0.5,
                                      ou_theta=0.15, learning_starts=10_000, normalize_observations=True,
@@ -66,7 +76,9 @@ class Config:
 
     # --- budget and evaluation (static)
     total_timesteps: int = struct.field(pytree_node=False, default=100_000)
-    """Environment steps per seed (random warm-up included), rounded up to whole iterations."""
+    """Environment steps per seed (warm-up included); rounded up to whole evaluation intervals after the warm-up
+    (learning_starts rounded up, eval_freq down, to whole iterations of num_envs): `Config.total_env_steps` is the
+    exact count, and the CLI prints it."""
     eval_freq: int = struct.field(pytree_node=False, default=5_000)
     """Environment steps between evaluation points (each one calls eval_callback)."""
     num_eval_episodes: int = struct.field(pytree_node=False, default=8)
@@ -82,8 +94,7 @@ class Config:
     batch_size: int = struct.field(pytree_node=False, default=256)
     """Transitions per minibatch."""
     learning_starts: int = struct.field(pytree_node=False, default=5_000)
-    """Environment steps per seed of random actions (uniform, or the ou noise alone), with no updates, before learning
-    starts."""
+    """Environment steps per seed of random actions (uniform, or the ou noise alone) and no updates, before learning."""
     gradient_steps: int = struct.field(pytree_node=False, default=1)
     """Updates (critic, actor, targets) per vector env step of num_envs transitions."""
     hidden_layer_sizes: tuple[int, ...] = struct.field(pytree_node=False, default=(256, 256))
@@ -140,13 +151,15 @@ class Config:
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}.")
         if self.exploration_noise_type not in ("gaussian", "ou"):
-            raise ValueError(f"exploration_noise_type must be gaussian or ou (Ornstein-Uhlenbeck), got "
-                             f"{self.exploration_noise_type!r}.")
+            raise ValueError(f"exploration_noise_type must be gaussian or ou, got {self.exploration_noise_type!r}.")
         if not (isinstance(self.ou_theta, (int, float, np.number)) and 0 < self.ou_theta <= 1):
             raise ValueError(f"ou_theta must lie in (0, 1] (1 makes the ou noise independent at every step), got "
                              f"{self.ou_theta!r}.")
+        space = self.env.action_space(self.env_params)
+        if not (np.isfinite(space.low).all() and np.isfinite(space.high).all()):
+            raise ValueError("DDPG maps its actions from [-1, 1] onto the action space's bounds, which are not finite "
+                             "here; give the environment's action space finite low and high values.")
 
-    # Derived sizes.
     @property
     def steps_per_iteration(self) -> int:
         return self.num_envs
@@ -181,9 +194,7 @@ class Config:
         return int(np.prod(self.env.action_space(self.env_params).shape))
 
 
-# ---------------------------------------------------------------------------------------------------------------------
-# Networks
-# ---------------------------------------------------------------------------------------------------------------------
+# --- Networks ---------------------------------------------------------------------------------------------------------
 ACTIVATIONS = {"relu": nn.relu, "swish": nn.swish, "tanh": nn.tanh}
 
 
@@ -222,9 +233,7 @@ class Critic(nn.Module):
         return MLP(self.hidden_layer_sizes, self.activation, 1)(jnp.concatenate([obs, action], -1)).squeeze(-1)
 
 
-# ---------------------------------------------------------------------------------------------------------------------
-# Data containers
-# ---------------------------------------------------------------------------------------------------------------------
+# --- Data containers --------------------------------------------------------------------------------------------------
 class Transition(NamedTuple):  # each field [..., feature dims]
     obs: jax.Array  # raw observation the action was taken in
     action: jax.Array  # in [-1, 1]
@@ -251,9 +260,7 @@ class TrainState:
     episode_stats: common.EpisodeStats
 
 
-# ---------------------------------------------------------------------------------------------------------------------
-# The algorithm
-# ---------------------------------------------------------------------------------------------------------------------
+# --- The algorithm ----------------------------------------------------------------------------------------------------
 class DDPG:
     @classmethod
     def actor(cls, config):
@@ -300,46 +307,41 @@ class DDPG:
 
     @classmethod
     def make_act(cls, config, train_state, deterministic: bool = True):
-        """A policy `act(obs, rng) -> action` (in the env's bounds) for one observation, e.g. for evaluation."""
-        actor = cls.actor(config)
-
+        """A policy `act(obs, rng) -> action` (in the env's bounds) for one observation, e.g. for evaluation. With
+        deterministic=False it adds independent Gaussian noise of std exploration_noise, also for ou runs: a stateless
+        `act` cannot continue an ou process, and this is the process's stationary distribution."""
         def act(obs, rng):
-            action = actor.apply(train_state.actor_params, cls.normalize(config, train_state.obs_stats, obs))
+            obs = cls.normalize(config, train_state.obs_stats, obs)
+            action = cls.actor(config).apply(train_state.actor_params, obs)
             if not deterministic:
-                noise = config.exploration_noise * jax.random.normal(rng, action.shape)
-                action = jnp.clip(action + noise, -1.0, 1.0)
+                action = jnp.clip(action + config.exploration_noise * jax.random.normal(rng, action.shape), -1.0, 1.0)
             return cls.scale_action(config, action)
 
         return act
 
     @classmethod
     def ou_step(cls, config, state, normal):
-        """One Euler step of the Ornstein-Uhlenbeck process dx = -theta x dt + sigma dW (Uhlenbeck and Ornstein 1930;
-        the DDPG paper's exploration noise) with dt = 1: x' = (1 - theta) x + sqrt(1 - (1 - theta)^2) * normal. The
-        scale of the innovation makes the stationary std 1 whatever theta, so exploration_noise keeps meaning the std
-        of the action noise and theta = 1 is the gaussian case; the lag-k autocorrelation is (1 - theta)^k."""
+        """One Euler step of the Ornstein-Uhlenbeck process dx = -theta x dt + sigma dW (Uhlenbeck and Ornstein 1930)
+        with dt = 1: x' = (1 - theta) x + sqrt(1 - (1 - theta)^2) * normal. The innovation's scale makes the
+        stationary std 1 whatever theta, so exploration_noise stays the std of the action noise."""
         decay = 1.0 - config.ou_theta
         return decay * state + jnp.sqrt(1.0 - decay**2) * normal
 
     @classmethod
     def collect(cls, config, train_state, iteration, random_actions: bool = False):
-        """Take one vector env step, with mu(s) + Gaussian or Ornstein-Uhlenbeck noise, and write its block of num_envs
-        transitions into the buffer. During the warm-up (`random_actions`) the actions are uniformly random, or the ou
-        noise alone: uniform actions cancel out within a few steps, correlated ones can build up momentum
-        (MountainCar). `iteration` counts iterations from the start (warm-up included), the same for every seed."""
+        """Take one vector env step with mu(s) + exploration noise (in the warm-up, `random_actions`: uniform actions,
+        or the ou noise alone) and write its block of num_envs transitions into the buffer. `iteration` counts
+        iterations from the start (warm-up included) and is the same for every seed."""
         ts = train_state
         rng, rng_noise, rng_step = jax.random.split(ts.rng, 3)
         shape = (config.num_envs, config.action_dim)
         ou = config.exploration_noise_type == "ou"
-        noise = ts.noise
-        if random_actions and not ou:
-            action = jax.random.uniform(rng_noise, shape, minval=-1.0, maxval=1.0)
-        else:
-            normal = jax.random.normal(rng_noise, shape)
-            noise = cls.ou_step(config, ts.noise, normal) if ou else normal
-            obs = cls.normalize(config, ts.obs_stats, ts.obs)
-            policy = 0.0 if random_actions else cls.actor(config).apply(ts.actor_params, obs)
-            action = jnp.clip(policy + config.exploration_noise * noise, -1.0, 1.0)
+        uniform = random_actions and not ou  # a uniform action is a policy of 0 plus uniform noise of scale 1
+        noise = jax.random.uniform(rng_noise, shape, minval=-1.0) if uniform else jax.random.normal(rng_noise, shape)
+        noise = cls.ou_step(config, ts.noise, noise) if ou else noise
+        obs = cls.normalize(config, ts.obs_stats, ts.obs)
+        policy = 0.0 if random_actions else cls.actor(config).apply(ts.actor_params, obs)
+        action = jnp.clip(policy + (1.0 if uniform else config.exploration_noise) * noise, -1.0, 1.0)
         next_obs, env_state, reward, terminated, truncated, final_obs = common.step_envs(
             config.env, config.env_params, rng_step, ts.env_state, cls.scale_action(config, action)
         )
@@ -399,13 +401,12 @@ class DDPG:
         )
         updates, opt_state = cls.optimizer(config).update(grads, train_state.actor_opt_state)
         actor_params = optax.apply_updates(train_state.actor_params, updates)
+        ts = train_state
         polyak = lambda online, target: target + config.tau * (online - target)  # noqa: E731
-        return train_state.replace(
-            actor_params=actor_params, actor_opt_state=opt_state,
-            actor_target_params=jax.tree_util.tree_map(polyak, actor_params, train_state.actor_target_params),
-            critic_target_params=jax.tree_util.tree_map(polyak, train_state.critic_params,
-                                                        train_state.critic_target_params),
-        ), metrics
+        actor_target, critic_target = jax.tree_util.tree_map(
+            polyak, (actor_params, ts.critic_params), (ts.actor_target_params, ts.critic_target_params))
+        return ts.replace(actor_params=actor_params, actor_opt_state=opt_state, actor_target_params=actor_target,
+                          critic_target_params=critic_target), metrics
 
     @classmethod
     def update(cls, config, train_state, iteration):
@@ -442,11 +443,10 @@ class DDPG:
 
     @classmethod
     def train(cls, config, rng, resume=None, num_evals=None):
-        """Train one agent: returns (train_state, evaluation), evaluation stacked over num_evals + 1 points
-        (the first after the random warm-up, before any update). Pure and jittable; vmap it over `rng` or over config leaves.
-        For checkpoints (common.train_in_segments): `num_evals` stops after that many evaluation intervals, and
-        `resume=(train_state, evals_done)` continues from the train state of evaluation point `evals_done`;
-        `evaluation` then holds only the points this call produced."""
+        """Train one agent: returns (train_state, evaluation), evaluation stacked over num_evals + 1 points (the first
+        after the warm-up, before any update). Pure and jittable; vmap it over `rng` or over config leaves. For
+        checkpoints: `num_evals` stops after that many evaluation intervals, and `resume=(train_state, evals_done)`
+        continues from evaluation point `evals_done`, returning only the points this call produced."""
         rng, rng_eval = jax.random.split(rng)
         callback = config.eval_callback if config.eval_callback is not None else cls.eval_callback
 
@@ -463,7 +463,7 @@ class DDPG:
             train_state, evals_done = resume
             length = config.num_evals - evals_done if num_evals is None else num_evals
             return jax.lax.scan(eval_interval, train_state, evals_done + jnp.arange(length))
-        # WARM UP: learning_starts steps of uniformly random actions, no updates (the same for every seed).
+        # WARM UP: learning_starts steps of random actions (uniform, or the ou noise alone) and no update.
         warm_up = lambda ts, i: (cls.collect(config, ts, i, random_actions=True), None)  # noqa: E731
         train_state, _ = jax.lax.scan(warm_up, cls.init(config, rng), jnp.arange(config.warmup_iterations))
         first = evaluate(train_state)

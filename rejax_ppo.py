@@ -9,8 +9,6 @@ Notable choices:
 - Time-limit truncation is not termination: the value of the final observation is bootstrapped (see `gae`).
 - Observation normalisation (optional) keeps one running mean/variance for all parallel envs, frozen during a rollout
   and updated after it, so the policy that acted and the policy that is trained see the same inputs.
-- The whole run, evaluation included, is one jittable function of (config, rng), vmappable over seeds and over the
-  numeric hyperparameters.
 
 Run: python rejax_ppo.py --env CartPole-v1 --num-seeds 16
 """
@@ -27,9 +25,7 @@ from flax import struct
 import common
 
 
-# ---------------------------------------------------------------------------------------------------------------------
-# Config
-# ---------------------------------------------------------------------------------------------------------------------
+# --- Config -----------------------------------------------------------------------------------------------------------
 TUNED = {
     # clip_eps 0.1 rather than 0.2: with 0.2, 30 of 32 seeds ended at 500 (one at 336); with 0.1, 96 of 96 did.
     "CartPole-v1": dict(num_envs=4, num_steps=125, num_epochs=10, num_minibatches=5, learning_rate=5e-4, ent_coef=0.0,
@@ -39,8 +35,10 @@ TUNED = {
     "Breakout-MinAtar": dict(num_envs=64, num_steps=128, num_epochs=4, num_minibatches=8, learning_rate=5e-4,
                              hidden_layer_sizes=(128,), activation="relu", shared_network=True, anneal_lr=True,
                              gamma=0.99, total_timesteps=1_000_000, eval_freq=100_000),
-    "brax/inverted_pendulum": dict(num_envs=16, num_steps=64, num_epochs=4, num_minibatches=4, learning_rate=1e-3,
-                                   normalize_observations=True, total_timesteps=100_000, eval_freq=20_000),
+    # 24 seeds (3 x 8) all end at 1000; with 4 epochs, clip 0.2 and a constant lr, 7 of 8 did (one fell to 350).
+    "brax/inverted_pendulum": dict(num_envs=16, num_steps=64, num_epochs=10, num_minibatches=4, learning_rate=1e-3,
+                                   clip_eps=0.1, anneal_lr=True, normalize_observations=True, total_timesteps=100_000,
+                                   eval_freq=20_000),
     "Pendulum-v1": dict(num_envs=16, num_steps=128, num_epochs=10, num_minibatches=8, learning_rate=1e-3,
                         gamma=0.95, ent_coef=0.0, max_grad_norm=10.0, normalize_observations=True,
                         activation="swish", anneal_lr=True, total_timesteps=500_000, eval_freq=50_000),
@@ -56,7 +54,8 @@ class Config:
 
     # --- budget and evaluation (static)
     total_timesteps: int = struct.field(pytree_node=False, default=1_000_000)
-    """Environment steps per seed, rounded up to whole iterations of num_envs x num_steps."""
+    """Environment steps per seed; rounded up to whole evaluation intervals (eval_freq rounded down to whole iterations
+    of num_envs x num_steps): `Config.total_env_steps` is the exact count, and the CLI prints it."""
     eval_freq: int = struct.field(pytree_node=False, default=50_000)
     """Environment steps between evaluation points (each one calls eval_callback)."""
     num_eval_episodes: int = struct.field(pytree_node=False, default=8)
@@ -76,7 +75,8 @@ class Config:
     hidden_layer_sizes: tuple[int, ...] = struct.field(pytree_node=False, default=(64, 64))
     """Widths of the hidden layers of the actor and the critic (after the conv layer, with the CNN torso)."""
     torso: str = struct.field(pytree_node=False, default="auto")
-    """Network torso: mlp, cnn (MinAtar's: one 16-channel 3x3 conv), or auto (cnn for image observations)."""
+    """Network torso: mlp, cnn (Young & Tian 2019's MinAtar layer: one 16-channel 3x3 VALID conv), or auto (cnn for
+    image observations)."""
     activation: str = struct.field(pytree_node=False, default="tanh")
     """Hidden activation: tanh, relu or swish."""
     shared_network: bool = struct.field(pytree_node=False, default=False)
@@ -128,10 +128,8 @@ class Config:
         common.check_non_negative(clip_eps=self.clip_eps, ent_coef=self.ent_coef, vf_coef=self.vf_coef)
         common.check_callback(self.eval_callback)
         if self.steps_per_iteration % self.num_minibatches:
-            raise ValueError(
-                f"num_minibatches ({self.num_minibatches}) must divide num_envs * num_steps "
-                f"({self.num_envs} * {self.num_steps} = {self.steps_per_iteration}); change one of them."
-            )
+            raise ValueError(f"num_minibatches ({self.num_minibatches}) must divide num_envs * num_steps "
+                             f"({self.num_envs} * {self.num_steps} = {self.steps_per_iteration}); change one of them.")
         if not self.hidden_layer_sizes or min(self.hidden_layer_sizes) < 1:
             raise ValueError(f"hidden_layer_sizes must be positive widths, got {self.hidden_layer_sizes!r}.")
         if self.torso not in ("auto", "mlp", "cnn"):
@@ -139,7 +137,6 @@ class Config:
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}.")
 
-    # Derived sizes.
     @property
     def steps_per_iteration(self) -> int:
         return self.num_envs * self.num_steps
@@ -159,6 +156,11 @@ class Config:
         return self.num_evals * self.iterations_per_eval * self.steps_per_iteration
 
     @property
+    def action_dim(self) -> int:
+        action_space = self.env.action_space(self.env.default_params)
+        return action_space.n if self.discrete else int(np.prod(action_space.shape))
+
+    @property
     def discrete(self) -> bool:
         return common.is_discrete(self.env, self.env.default_params)
 
@@ -168,18 +170,15 @@ class Config:
         return self.torso == "cnn" or (self.torso == "auto" and image_obs)
 
 
-# ---------------------------------------------------------------------------------------------------------------------
-# Networks
-# ---------------------------------------------------------------------------------------------------------------------
+# --- Networks ---------------------------------------------------------------------------------------------------------
 ACTIVATIONS = {"tanh": nn.tanh, "relu": nn.relu, "swish": nn.swish}
 
 
 def orthogonal(scale):
     """Orthogonal initialisation (Saxe et al. 2014), distributed as flax's `nn.initializers.orthogonal`: the Q of a
-    Gaussian matrix's QR with a positive diagonal of R, i.e. Haar-random orthonormal columns. Computed by Gram-Schmidt
-    (each column orthogonalised twice, which is enough in float32) instead of LAPACK's QR: jaxlib 0.10.2's batched CPU
-    QR, which a vmapped init calls, waits on XLA:CPU's thread pool from inside it and can deadlock it (every thread
-    idle, seen with 2 and 8 vmapped seeds)."""
+    Gaussian matrix's QR with a positive diagonal of R, i.e. Haar-random orthonormal columns. Computed by Gram-Schmidt,
+    each column orthogonalised twice with float32 matmuls (not a GPU's TF32), instead of LAPACK's QR: jaxlib 0.10.2's
+    batched CPU QR, which a vmapped init calls, waits on XLA:CPU's thread pool from inside it and can deadlock it."""
 
     def init(key, shape, dtype=jnp.float32):
         rows, cols = int(np.prod(shape[:-1])), shape[-1]
@@ -188,8 +187,8 @@ def orthogonal(scale):
 
         def orthonormalise(i, q):
             v = gaussian[:, i]
-            v = v - q @ (q.T @ v)  # columns >= i of q are still zero
-            v = v - q @ (q.T @ v)
+            for _ in range(2):  # columns >= i of q are still zero
+                v = v - jnp.matmul(q, jnp.matmul(q.T, v, precision="highest"), precision="highest")
             return q.at[:, i].set(v / jnp.linalg.norm(v))
 
         q = jax.lax.fori_loop(0, m, orthonormalise, jnp.zeros((n, m), jnp.float32))
@@ -204,7 +203,7 @@ def dense(features, scale):
 
 
 class Torso(nn.Module):
-    """An MLP; with `cnn`, first MinAtar's conv layer (Young & Tian 2019: 16 filters, 3x3, stride 1) on [H, W, C]."""
+    """An MLP, after MinAtar's conv with `cnn` (Young & Tian 2019: 16 filters, 3x3, stride 1, VALID) on [H, W, C]."""
 
     hidden_layer_sizes: tuple
     activation: str
@@ -213,7 +212,7 @@ class Torso(nn.Module):
     @nn.compact
     def __call__(self, x):
         if self.cnn:
-            x = nn.relu(nn.Conv(16, (3, 3), kernel_init=orthogonal(np.sqrt(2)))(x))
+            x = nn.relu(nn.Conv(16, (3, 3), padding="VALID", kernel_init=orthogonal(np.sqrt(2)))(x))
             x = x.reshape(x.shape[:-3] + (-1,))
         for width in self.hidden_layer_sizes:
             x = ACTIVATIONS[self.activation](dense(width, np.sqrt(2))(x))
@@ -250,15 +249,12 @@ def sample_noise(discrete, action_dim, rng, shape):
 
 
 def sample(discrete, policy, noise):
-    """An action from pre-drawn noise: argmax(logits + Gumbel) is a categorical sample (the Gumbel-max trick)."""
+    """An action from pre-drawn noise: argmax(logits + Gumbel) is a categorical sample (the Gumbel-max trick); noise 0
+    gives the mode."""
     if discrete:
         return jnp.argmax(policy + noise, -1)
     mean, log_std = policy
     return mean + jnp.exp(log_std) * noise
-
-
-def mode(discrete, policy):
-    return jnp.argmax(policy, -1) if discrete else policy[0]
 
 
 def log_prob(discrete, policy, action):
@@ -276,9 +272,7 @@ def entropy(discrete, policy):
     return jnp.sum(policy[1] + 0.5 * jnp.log(2 * jnp.pi * jnp.e), -1)
 
 
-# ---------------------------------------------------------------------------------------------------------------------
-# Data containers
-# ---------------------------------------------------------------------------------------------------------------------
+# --- Data containers --------------------------------------------------------------------------------------------------
 class Transition(NamedTuple):  # each field [num_steps, num_envs, ...]
     obs: jax.Array  # raw observation the action was taken in
     action: jax.Array
@@ -311,26 +305,18 @@ class TrainState:
     episode_stats: common.EpisodeStats
 
 
-# ---------------------------------------------------------------------------------------------------------------------
-# The algorithm
-# ---------------------------------------------------------------------------------------------------------------------
+# --- The algorithm ----------------------------------------------------------------------------------------------------
 class PPO:
     @classmethod
-    def action_dim(cls, config) -> int:
-        action_space = config.env.action_space(config.env.default_params)
-        return action_space.n if config.discrete else int(np.prod(action_space.shape))
-
-    @classmethod
     def network(cls, config):
-        return ActorCritic(cls.action_dim(config), config.discrete, config.hidden_layer_sizes, config.activation,
+        return ActorCritic(config.action_dim, config.discrete, config.hidden_layer_sizes, config.activation,
                            config.shared_network, config.uses_cnn)
 
     @classmethod
     def optimizer(cls, config):
         learning_rate = config.learning_rate
         if config.anneal_lr:
-            updates_per_iteration = config.num_epochs * config.num_minibatches
-            total_updates = config.num_evals * config.iterations_per_eval * updates_per_iteration
+            total_updates = config.num_evals * config.iterations_per_eval * config.num_epochs * config.num_minibatches
             learning_rate = lambda count: config.learning_rate * (1.0 - count / total_updates)  # noqa: E731
         # optax.flatten runs clipping and Adam on one vector: a few fused ops instead of a set per parameter array.
         return optax.flatten(
@@ -341,12 +327,10 @@ class PPO:
         rng, rng_params, rng_env = jax.random.split(rng, 3)
         obs, env_state = common.reset_envs(config.env, config.env_params, rng_env, config.num_envs)
         params = cls.network(config).init(rng_params, obs[0])
-        return TrainState(
-            rng=rng, global_step=jnp.array(0, jnp.int32), params=params,
-            opt_state=cls.optimizer(config).init(params), env_state=env_state, obs=obs,
-            obs_stats=common.RunningMeanStd.create(obs.shape[1:]),
-            episode_stats=common.EpisodeStats.create(config.num_envs),
-        )
+        return TrainState(rng=rng, global_step=jnp.array(0, jnp.int32), params=params,
+                          opt_state=cls.optimizer(config).init(params), env_state=env_state, obs=obs,
+                          obs_stats=common.RunningMeanStd.create(obs.shape[1:]),
+                          episode_stats=common.EpisodeStats.create(config.num_envs))
 
     @classmethod
     def normalize(cls, config, obs_stats, obs):
@@ -355,43 +339,36 @@ class PPO:
     @classmethod
     def make_act(cls, config, train_state, deterministic: bool = True):
         """A policy `act(obs, rng) -> action` for one observation, e.g. for evaluation after training."""
-        network = cls.network(config)
-
         def act(obs, rng):
-            policy, _ = network.apply(train_state.params, cls.normalize(config, train_state.obs_stats, obs))
-            if deterministic:
-                action = mode(config.discrete, policy)
-            else:
-                action = sample(config.discrete, policy, sample_noise(config.discrete, cls.action_dim(config), rng, ()))
-            return action if config.discrete else cls.clip_action(config, action)
+            policy, _ = cls.network(config).apply(train_state.params, cls.normalize(config, train_state.obs_stats, obs))
+            noise = 0.0 if deterministic else sample_noise(config.discrete, config.action_dim, rng, ())
+            return cls.env_action(config, sample(config.discrete, policy, noise))
 
         return act
 
     @classmethod
-    def clip_action(cls, config, action):
+    def env_action(cls, config, action):
+        """The action the env receives: a continuous one clipped to the env's bounds."""
+        if config.discrete:
+            return action
         space = config.env.action_space(config.env_params)
         return jnp.clip(action, space.low, space.high)
 
     @classmethod
     def collect(cls, config, train_state):
         """Roll the current policy out for num_steps in every env: one `lax.scan`."""
-        network = cls.network(config)
-
         # Draw the whole rollout's randomness in two calls: on XLA:CPU a random call costs more than this small
         # network's forward pass, so one call per step would dominate the rollout.
         rng, rng_noise, rng_step = jax.random.split(train_state.rng, 3)
-        noise = sample_noise(config.discrete, cls.action_dim(config), rng_noise, (config.num_steps, config.num_envs))
-        step_keys = jax.random.split(rng_step, config.num_steps * config.num_envs).reshape(
-            (config.num_steps, config.num_envs, -1))
+        noise = sample_noise(config.discrete, config.action_dim, rng_noise, (config.num_steps, config.num_envs))
+        step_keys = jax.random.split(rng_step, (config.num_steps, config.num_envs))
 
         def step(ts, x):
             noise, keys = x
-            policy, value = network.apply(ts.params, cls.normalize(config, ts.obs_stats, ts.obs))
+            policy, value = cls.network(config).apply(ts.params, cls.normalize(config, ts.obs_stats, ts.obs))
             action = sample(config.discrete, policy, noise)
-            env_action = action if config.discrete else cls.clip_action(config, action)
             next_obs, env_state, reward, terminated, truncated, final_obs = common.step_envs(
-                config.env, config.env_params, keys, ts.env_state, env_action
-            )
+                config.env, config.env_params, keys, ts.env_state, cls.env_action(config, action))
             done = terminated | truncated
             transition = Transition(ts.obs, action, log_prob(config.discrete, policy, action), value, reward,
                                     terminated, done, final_obs)
@@ -407,8 +384,7 @@ class PPO:
 
         delta_t = r_t + gamma * V(s'_t) * (1 - terminated_t) - V(s_t), with s'_t the observation the action led to:
         a truncated step still bootstraps. The recursion A_t = delta_t + gamma * lambda * A_{t+1} stops at any
-        episode end (done_t), because s_{t+1} then belongs to a new episode.
-        """
+        episode end (done_t), because s_{t+1} then belongs to a new episode."""
         delta = reward + config.gamma * next_value * (1.0 - terminated) - value
 
         def backward(next_advantage, x):
@@ -423,8 +399,7 @@ class PPO:
     def loss(cls, config, params, batch: Batch):
         """Clipped surrogate + value loss - entropy bonus (PPO paper eq. 9); returns (loss, metrics)."""
         policy, value = cls.network(config).apply(params, batch.obs)
-        new_log_prob = log_prob(config.discrete, policy, batch.action)
-        log_ratio = new_log_prob - batch.log_prob
+        log_ratio = log_prob(config.discrete, policy, batch.action) - batch.log_prob
         ratio = jnp.exp(log_ratio)
         advantage = batch.advantage
         if config.normalize_advantages:
@@ -456,16 +431,13 @@ class PPO:
             updates, opt_state = optimizer.update(grads, opt_state, params)
             return (optax.apply_updates(params, updates), opt_state), metrics
 
-        # Shuffle once per epoch, all epochs at once (one random call), then run the num_epochs * num_minibatches
-        # steps as one flat scan.
+        # One shuffle per epoch, all drawn in one random call; then the num_epochs * num_minibatches steps, one scan.
         rng, rng_shuffle = jax.random.split(train_state.rng)
         order = jnp.argsort(jax.random.uniform(rng_shuffle, (config.num_epochs, config.steps_per_iteration)), -1)
         minibatches = jax.tree_util.tree_map(
-            lambda x: x[order].reshape((config.num_epochs * config.num_minibatches, -1) + x.shape[1:]), batch
-        )
-        (params, opt_state), metrics = jax.lax.scan(
-            minibatch_step, (train_state.params, train_state.opt_state), minibatches
-        )
+            lambda x: x[order].reshape((config.num_epochs * config.num_minibatches, -1) + x.shape[1:]), batch)
+        (params, opt_state), metrics = jax.lax.scan(minibatch_step, (train_state.params, train_state.opt_state),
+                                                    minibatches)
         train_state = train_state.replace(rng=rng, params=params, opt_state=opt_state)
         return train_state, jax.tree_util.tree_map(jnp.mean, metrics)
 
@@ -495,11 +467,10 @@ class PPO:
 
     @classmethod
     def train(cls, config, rng, resume=None, num_evals=None):
-        """Train one agent: returns (train_state, evaluation), evaluation stacked over num_evals + 1 points
-        (the first before any training). Pure and jittable; vmap it over `rng` or over config leaves.
-        For checkpoints (common.train_in_segments): `num_evals` stops after that many evaluation intervals, and
-        `resume=(train_state, evals_done)` continues from the train state of evaluation point `evals_done`;
-        `evaluation` then holds only the points this call produced."""
+        """Train one agent: returns (train_state, evaluation), evaluation stacked over num_evals + 1 points (the first
+        before any training). Pure and jittable; vmap it over `rng` or over config leaves. For checkpoints:
+        `num_evals` stops after that many evaluation intervals, and `resume=(train_state, evals_done)` continues from
+        evaluation point `evals_done`, returning only the points this call produced."""
         rng, rng_eval = jax.random.split(rng)
         callback = config.eval_callback if config.eval_callback is not None else cls.eval_callback
 
@@ -519,8 +490,7 @@ class PPO:
         first = evaluate(train_state)
         length = config.num_evals if num_evals is None else num_evals
         train_state, rest = jax.lax.scan(eval_interval, train_state, None, length=length)
-        evaluation = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a[None], b]), first, rest)
-        return train_state, evaluation
+        return train_state, jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a[None], b]), first, rest)
 
 
 train = PPO.train

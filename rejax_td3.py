@@ -7,21 +7,23 @@ follows the deterministic policy gradient of Q_1 (Silver et al. 2014, eq. 6).
 
 Notable choices:
 - Inside the agent actions live in [-1, 1]: the actor ends in tanh, and the buffer, the critics and every noise use
-  that scale. Only the env sees them rescaled to its bounds [low, high], so the noise scales (exploration_noise,
-  target_noise, target_noise_clip) are fractions of the half-range of the action space, whatever its units.
+  that scale. Only the env sees them rescaled to its bounds [low, high] (which must be finite), so the noise scales
+  (exploration_noise, target_noise, target_noise_clip) are fractions of the half-range of the action space.
 - Time-limit truncation is not termination: the buffer stores the observation the action led to (final_obs) and the
   `terminated` flag, so a truncated step still bootstraps.
 - One iteration: policy_delay vector env steps, then gradient_steps blocks of (policy_delay critic updates on fresh
   minibatches, one actor update on the last of them, one Polyak update of both target networks).
 - Exploration noise is Gaussian and independent at every step by default (as in the paper), or Ornstein-Uhlenbeck
   (exploration_noise_type="ou", the DDPG paper's), correlated in time, one process per env, which MountainCarContinuous
-  needs: independent pushes cancel out before the car gains momentum.
-- learning_starts: a separate warm-up loop before the main one acts uniformly at random (or with the ou noise alone)
-  and makes no update, so no branch on the step count is needed (under vmap a per-seed branch would compute both sides).
-- The buffer's write position and fill level come from the loop counter, which is the same for every seed: under
-  vmap they stay scalars, so writes stay in-place slice updates.
+  needs: independent pushes cancel out before the car gains momentum. `make_act(deterministic=False)` keeps no state,
+  so it always adds independent Gaussian noise of std exploration_noise (the ou noise's stationary distribution).
+- learning_starts: a warm-up loop of its own, before the main one, acts uniformly at random (or with the ou noise
+  alone) and makes no update, and the buffer's write position and fill level come from the loop counter: both are the
+  same for every seed, so under vmap nothing branches per seed and writes stay in-place slice updates.
 - Observation normalisation (optional): the buffer keeps raw observations; minibatches are normalised with the
   running statistics at the time they are sampled.
+- Gradients are clipped to a global norm of max_grad_norm (10) before Adam; neither the TD3 nor the DDPG paper
+  clips them (a huge max_grad_norm turns it off).
 
 Run: python rejax_td3.py --env Pendulum-v1 --num-seeds 4
 """
@@ -38,17 +40,15 @@ from flax import struct
 import common
 
 
-# ---------------------------------------------------------------------------------------------------------------------
-# Config
-# ---------------------------------------------------------------------------------------------------------------------
+# --- Config -----------------------------------------------------------------------------------------------------------
 TUNED = {
     # 0.5 critic updates per env step (4 envs x 2 gradient steps) on a small network: solved in about 10k steps.
     "Pendulum-v1": dict(num_envs=4, gradient_steps=2, batch_size=128, hidden_layer_sizes=(64, 64), learning_rate=2e-3,
                         tau=0.02, learning_starts=2_000, total_timesteps=20_000, eval_freq=2_000,
                         num_eval_episodes=16),
     # With i.i.d. Gaussian noise the car never reaches the flag and the policy settles on standing still (return
-    # about 0): the pushes cancel out. Ornstein-Uhlenbeck noise (std 0.5, theta 0.15) reaches it in most episodes, so
-    # the warm-up alone fills the buffer with successes. tau 0.01-0.02 solves it sooner but then collapses to a
+    # about 0). Ornstein-Uhlenbeck noise (std 0.5, theta 0.15) reaches it in most episodes, so the warm-up alone fills
+    # the buffer with successes. tau 0.01-0.02 solves it sooner but then collapses to a
     # saturated actor (return about -99) in some seeds; 0.005 held in 8 of 8 seeds. 0.5 critic updates per env step.
     "MountainCarContinuous-v0": dict(num_envs=8, gradient_steps=4, batch_size=128, hidden_layer_sizes=(64, 64),
                                      learning_rate=1e-3, tau=0.005, exploration_noise_type="ou", exploration_noise=0.5,
@@ -66,7 +66,9 @@ class Config:
 
     # --- budget and evaluation (static)
     total_timesteps: int = struct.field(pytree_node=False, default=100_000)
-    """Environment steps per seed (random warm-up included), rounded up to whole iterations."""
+    """Environment steps per seed (warm-up included); rounded up to whole evaluation intervals after the warm-up
+    (learning_starts rounded up, eval_freq down, to whole iterations of num_envs x policy_delay):
+    `Config.total_env_steps` is the exact count, and the CLI prints it."""
     eval_freq: int = struct.field(pytree_node=False, default=5_000)
     """Environment steps between evaluation points (each one calls eval_callback)."""
     num_eval_episodes: int = struct.field(pytree_node=False, default=8)
@@ -82,8 +84,7 @@ class Config:
     batch_size: int = struct.field(pytree_node=False, default=256)
     """Transitions per minibatch."""
     learning_starts: int = struct.field(pytree_node=False, default=5_000)
-    """Environment steps per seed of random actions (uniform, or the ou noise alone), with no updates, before learning
-    starts."""
+    """Environment steps per seed of random actions (uniform, or the ou noise alone) and no updates, before learning."""
     gradient_steps: int = struct.field(pytree_node=False, default=1)
     """Critic updates per vector env step (num_envs transitions); the actor gets one per policy_delay of them."""
     policy_delay: int = struct.field(pytree_node=False, default=2)
@@ -137,8 +138,7 @@ class Config:
         common.check_unit_interval(gamma=self.gamma, tau=self.tau)
         common.check_callback(self.eval_callback)
         if not (isinstance(self.policy_delay, (int, np.integer)) and self.policy_delay >= 1):
-            raise ValueError(f"policy_delay must be a whole number of at least 1 (1 updates the actor with every "
-                             f"critic update), got {self.policy_delay!r}.")
+            raise ValueError(f"policy_delay must be a whole number of at least 1, got {self.policy_delay!r}.")
         if self.learning_starts >= self.total_timesteps:
             raise ValueError(f"learning_starts ({self.learning_starts}) must be below total_timesteps "
                              f"({self.total_timesteps}), or no update is ever made; lower it.")
@@ -150,13 +150,15 @@ class Config:
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}.")
         if self.exploration_noise_type not in ("gaussian", "ou"):
-            raise ValueError(f"exploration_noise_type must be gaussian or ou (Ornstein-Uhlenbeck), got "
-                             f"{self.exploration_noise_type!r}.")
+            raise ValueError(f"exploration_noise_type must be gaussian or ou, got {self.exploration_noise_type!r}.")
         if not (isinstance(self.ou_theta, (int, float, np.number)) and 0 < self.ou_theta <= 1):
             raise ValueError(f"ou_theta must lie in (0, 1] (1 makes the ou noise independent at every step), got "
                              f"{self.ou_theta!r}.")
+        space = self.env.action_space(self.env_params)
+        if not (np.isfinite(space.low).all() and np.isfinite(space.high).all()):
+            raise ValueError("TD3 maps its actions from [-1, 1] onto the action space's bounds, which are not finite "
+                             "here; give the environment's action space finite low and high values.")
 
-    # Derived sizes.
     @property
     def steps_per_iteration(self) -> int:
         return self.num_envs * self.policy_delay
@@ -191,9 +193,7 @@ class Config:
         return int(np.prod(self.env.action_space(self.env_params).shape))
 
 
-# ---------------------------------------------------------------------------------------------------------------------
-# Networks
-# ---------------------------------------------------------------------------------------------------------------------
+# --- Networks ---------------------------------------------------------------------------------------------------------
 ACTIVATIONS = {"relu": nn.relu, "swish": nn.swish, "tanh": nn.tanh}
 
 
@@ -232,9 +232,7 @@ class Critic(nn.Module):
         return MLP(self.hidden_layer_sizes, self.activation, 1)(jnp.concatenate([obs, action], -1)).squeeze(-1)
 
 
-# ---------------------------------------------------------------------------------------------------------------------
-# Data containers
-# ---------------------------------------------------------------------------------------------------------------------
+# --- Data containers --------------------------------------------------------------------------------------------------
 class Transition(NamedTuple):  # each field [..., feature dims]
     obs: jax.Array  # raw observation the action was taken in
     action: jax.Array  # in [-1, 1]
@@ -261,9 +259,7 @@ class TrainState:
     episode_stats: common.EpisodeStats
 
 
-# ---------------------------------------------------------------------------------------------------------------------
-# The algorithm
-# ---------------------------------------------------------------------------------------------------------------------
+# --- The algorithm ----------------------------------------------------------------------------------------------------
 class TD3:
     @classmethod
     def actor(cls, config):
@@ -272,8 +268,7 @@ class TD3:
     @classmethod
     def critic(cls, config):
         """Applies both critics: (params [2, ...], obs [B, ...], action [B, A]) -> q [2, B]."""
-        critic = Critic(config.hidden_layer_sizes, config.activation)
-        return jax.vmap(critic.apply, in_axes=(0, None, None))
+        return jax.vmap(Critic(config.hidden_layer_sizes, config.activation).apply, in_axes=(0, None, None))
 
     @classmethod
     def optimizer(cls, config):
@@ -287,9 +282,9 @@ class TD3:
         actor_params = cls.actor(config).init(rng_actor, obs)
         critic_init = Critic(config.hidden_layer_sizes, config.activation).init
         critic_params = jax.vmap(critic_init, in_axes=(0, None, None))(jax.random.split(rng_critic, 2), obs, action)
-        capacity = config.buffer_rows * config.num_envs
         example = Transition(obs[0], action[0], jnp.zeros(()), jnp.zeros((), bool), obs[0])
-        buffer = jax.tree_util.tree_map(lambda x: jnp.zeros((capacity,) + x.shape, x.dtype), example)
+        buffer = jax.tree_util.tree_map(lambda x: jnp.zeros((config.buffer_rows * config.num_envs,) + x.shape, x.dtype),
+                                        example)
         optimizer = cls.optimizer(config)
         return TrainState(
             rng=rng, global_step=jnp.array(0, jnp.int32), actor_params=actor_params, critic_params=critic_params,
@@ -313,48 +308,40 @@ class TD3:
 
     @classmethod
     def make_act(cls, config, train_state, deterministic: bool = True):
-        """A policy `act(obs, rng) -> action` (in the env's bounds) for one observation, e.g. for evaluation."""
-        actor = cls.actor(config)
-
+        """A policy `act(obs, rng) -> action` (in the env's bounds) for one observation, e.g. for evaluation. With
+        deterministic=False it adds independent Gaussian noise of std exploration_noise, also for ou runs: a stateless
+        `act` cannot continue an ou process, and this is the process's stationary distribution."""
         def act(obs, rng):
-            action = actor.apply(train_state.actor_params, cls.normalize(config, train_state.obs_stats, obs))
+            obs = cls.normalize(config, train_state.obs_stats, obs)
+            action = cls.actor(config).apply(train_state.actor_params, obs)
             if not deterministic:
-                noise = config.exploration_noise * jax.random.normal(rng, action.shape)
-                action = jnp.clip(action + noise, -1.0, 1.0)
+                action = jnp.clip(action + config.exploration_noise * jax.random.normal(rng, action.shape), -1.0, 1.0)
             return cls.scale_action(config, action)
 
         return act
 
     @classmethod
     def ou_step(cls, config, state, normal):
-        """One Euler step of the Ornstein-Uhlenbeck process dx = -theta x dt + sigma dW (Uhlenbeck and Ornstein 1930;
-        the DDPG paper's exploration noise) with dt = 1: x' = (1 - theta) x + sqrt(1 - (1 - theta)^2) * normal. The
-        scale of the innovation makes the stationary std 1 whatever theta, so exploration_noise keeps meaning the std
-        of the action noise and theta = 1 is the gaussian case; the lag-k autocorrelation is (1 - theta)^k."""
+        """One Euler step of the Ornstein-Uhlenbeck process dx = -theta x dt + sigma dW (Uhlenbeck and Ornstein 1930)
+        with dt = 1: x' = (1 - theta) x + sqrt(1 - (1 - theta)^2) * normal. The innovation's scale makes the
+        stationary std 1 whatever theta, so exploration_noise stays the std of the action noise."""
         decay = 1.0 - config.ou_theta
         return decay * state + jnp.sqrt(1.0 - decay**2) * normal
 
     @classmethod
     def collect(cls, config, train_state, iteration, random_actions: bool = False):
-        """Take policy_delay vector env steps, with pi(s) + Gaussian or Ornstein-Uhlenbeck noise, and write each block
-        of num_envs transitions into the buffer: one `lax.scan`. During the warm-up (`random_actions`) the actions are
-        uniformly random, or the ou noise alone: uniform actions cancel out within a few steps, correlated ones can
-        build up momentum (MountainCar). `iteration` counts iterations from the start (warm-up included) and is the
-        same for every seed."""
-        actor = cls.actor(config)
+        """Take policy_delay vector env steps with pi(s) + exploration noise (in the warm-up, `random_actions`: uniform
+        actions, or the ou noise alone) and write each block of num_envs transitions into the buffer: one `lax.scan`.
+        `iteration` counts iterations from the start (warm-up included) and is the same for every seed."""
         ou = config.exploration_noise_type == "ou"
-        uniform = random_actions and not ou
+        uniform = random_actions and not ou  # a uniform action is a policy of 0 plus uniform noise of scale 1
 
         def step(ts, xs):
             vector_step, rng_step, noise = xs
-            if ou:
-                noise = cls.ou_step(config, ts.noise, noise)
-            if uniform:
-                action = noise
-            else:
-                obs = cls.normalize(config, ts.obs_stats, ts.obs)
-                policy = 0.0 if random_actions else actor.apply(ts.actor_params, obs)
-                action = jnp.clip(policy + config.exploration_noise * noise, -1.0, 1.0)
+            noise = cls.ou_step(config, ts.noise, noise) if ou else noise
+            obs = cls.normalize(config, ts.obs_stats, ts.obs)
+            policy = 0.0 if random_actions else cls.actor(config).apply(ts.actor_params, obs)
+            action = jnp.clip(policy + (1.0 if uniform else config.exploration_noise) * noise, -1.0, 1.0)
             next_obs, env_state, reward, terminated, truncated, final_obs = common.step_envs(
                 config.env, config.env_params, rng_step, ts.env_state, cls.scale_action(config, action)
             )
@@ -375,14 +362,10 @@ class TD3:
         # DRAW all the randomness of these steps at once (on CPU every random call is a loop of its own).
         rng, rng_noise, rng_steps = jax.random.split(train_state.rng, 3)
         shape = (config.policy_delay, config.num_envs, config.action_dim)
-        if uniform:
-            noise = jax.random.uniform(rng_noise, shape, minval=-1.0, maxval=1.0)
-        else:
-            noise = jax.random.normal(rng_noise, shape)
+        noise = (jax.random.uniform(rng_noise, shape, minval=-1.0) if uniform else jax.random.normal(rng_noise, shape))
         vector_steps = iteration * config.policy_delay + jnp.arange(config.policy_delay)
         xs = (vector_steps, jax.random.split(rng_steps, config.policy_delay), noise)
-        train_state, _ = jax.lax.scan(step, train_state.replace(rng=rng), xs)
-        return train_state
+        return jax.lax.scan(step, train_state.replace(rng=rng), xs)[0]
 
     @classmethod
     def target_action(cls, config, next_action, noise):
@@ -420,28 +403,28 @@ class TD3:
         return loss, {"actor_loss": loss}
 
     @classmethod
+    def gradient_step(cls, config, loss, params, opt_state, *args):
+        """One optimiser step on `loss(config, params, *args)`; returns (params, opt_state, metrics)."""
+        grads, metrics = jax.grad(loss, argnums=1, has_aux=True)(config, params, *args)
+        updates, opt_state = cls.optimizer(config).update(grads, opt_state)
+        return optax.apply_updates(params, updates), opt_state, metrics
+
+    @classmethod
     def update_critic(cls, config, train_state, batch: Transition, target):
-        grads, metrics = jax.grad(cls.critic_loss, argnums=1, has_aux=True)(
-            config, train_state.critic_params, batch, target
-        )
-        updates, opt_state = cls.optimizer(config).update(grads, train_state.critic_opt_state)
-        params = optax.apply_updates(train_state.critic_params, updates)
+        params, opt_state, metrics = cls.gradient_step(config, cls.critic_loss, train_state.critic_params,
+                                                       train_state.critic_opt_state, batch, target)
         return train_state.replace(critic_params=params, critic_opt_state=opt_state), metrics
 
     @classmethod
     def update_actor_and_targets(cls, config, train_state, obs):
-        grads, metrics = jax.grad(cls.actor_loss, argnums=1, has_aux=True)(
-            config, train_state.actor_params, train_state.critic_params, obs
-        )
-        updates, opt_state = cls.optimizer(config).update(grads, train_state.actor_opt_state)
-        actor_params = optax.apply_updates(train_state.actor_params, updates)
+        ts = train_state
+        actor_params, opt_state, metrics = cls.gradient_step(config, cls.actor_loss, ts.actor_params,
+                                                             ts.actor_opt_state, ts.critic_params, obs)
         polyak = lambda online, target: target + config.tau * (online - target)  # noqa: E731
-        return train_state.replace(
-            actor_params=actor_params, actor_opt_state=opt_state,
-            actor_target_params=jax.tree_util.tree_map(polyak, actor_params, train_state.actor_target_params),
-            critic_target_params=jax.tree_util.tree_map(polyak, train_state.critic_params,
-                                                        train_state.critic_target_params),
-        ), metrics
+        actor_target, critic_target = jax.tree_util.tree_map(
+            polyak, (actor_params, ts.critic_params), (ts.actor_target_params, ts.critic_target_params))
+        return ts.replace(actor_params=actor_params, actor_opt_state=opt_state, actor_target_params=actor_target,
+                          critic_target_params=critic_target), metrics
 
     @classmethod
     def update(cls, config, train_state, iteration):
@@ -482,11 +465,10 @@ class TD3:
 
     @classmethod
     def train(cls, config, rng, resume=None, num_evals=None):
-        """Train one agent: returns (train_state, evaluation), evaluation stacked over num_evals + 1 points
-        (the first after the random warm-up, before any update). Pure and jittable; vmap it over `rng` or over config leaves.
-        For checkpoints (common.train_in_segments): `num_evals` stops after that many evaluation intervals, and
-        `resume=(train_state, evals_done)` continues from the train state of evaluation point `evals_done`;
-        `evaluation` then holds only the points this call produced."""
+        """Train one agent: returns (train_state, evaluation), evaluation stacked over num_evals + 1 points (the first
+        after the warm-up, before any update). Pure and jittable; vmap it over `rng` or over config leaves. For
+        checkpoints: `num_evals` stops after that many evaluation intervals, and `resume=(train_state, evals_done)`
+        continues from evaluation point `evals_done`, returning only the points this call produced."""
         rng, rng_eval = jax.random.split(rng)
         callback = config.eval_callback if config.eval_callback is not None else cls.eval_callback
 
@@ -494,8 +476,8 @@ class TD3:
             return callback(config, ts, jax.random.fold_in(rng_eval, ts.global_step))
 
         def eval_interval(ts, eval_index):
-            first_iteration = config.warmup_iterations + eval_index * config.iterations_per_eval
-            iterations = first_iteration + jnp.arange(config.iterations_per_eval)
+            start = config.warmup_iterations + eval_index * config.iterations_per_eval  # iterations so far
+            iterations = start + jnp.arange(config.iterations_per_eval)
             ts, _ = jax.lax.scan(lambda ts, i: (cls.train_iteration(config, ts, i), None), ts, iterations)
             return ts, evaluate(ts)
 
@@ -503,15 +485,13 @@ class TD3:
             train_state, evals_done = resume
             length = config.num_evals - evals_done if num_evals is None else num_evals
             return jax.lax.scan(eval_interval, train_state, evals_done + jnp.arange(length))
-        # WARM UP: learning_starts steps of uniformly random actions, no updates (the same for every seed).
+        # WARM UP: learning_starts steps of random actions (uniform, or the ou noise alone) and no update.
         warm_up = lambda ts, i: (cls.collect(config, ts, i, random_actions=True), None)  # noqa: E731
         train_state, _ = jax.lax.scan(warm_up, cls.init(config, rng), jnp.arange(config.warmup_iterations))
         first = evaluate(train_state)
         length = config.num_evals if num_evals is None else num_evals
         train_state, rest = jax.lax.scan(eval_interval, train_state, jnp.arange(length))
-        evaluation = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a[None], b]), first, rest)
-        return train_state, evaluation
-
+        return train_state, jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a[None], b]), first, rest)
 
 train = TD3.train
 make_act = TD3.make_act

@@ -11,6 +11,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from gymnax.environments import spaces
+from gymnax.environments.classic_control import Pendulum
 
 import rejax_ddpg
 from rejax_ddpg import DDPG, Config
@@ -58,6 +60,43 @@ def test_bad_values_are_rejected(overrides, name):
 
 def test_tuned_pendulum_budget():
     assert Config.make("Pendulum-v1").total_env_steps <= 20_000
+
+
+class UnboundedPendulum(Pendulum):
+    """Pendulum whose action space claims no bounds."""
+
+    def action_space(self, params=None):
+        return spaces.Box(-jnp.inf, jnp.inf, (1,), jnp.float32)
+
+
+def test_non_finite_action_bounds_are_rejected_with_one_sentence():
+    with pytest.raises(ValueError) as error:
+        Config.make(UnboundedPendulum())
+    message = str(error.value)
+    assert "DDPG" in message and "finite" in message and "\n" not in message and message.count(". ") == 0
+
+
+def test_total_env_steps_by_hand():
+    # 4 envs = 4 env steps per iteration. Warm-up: 1,001 steps -> 251 iterations (1,004 steps). eval_freq 4,001 ->
+    # 1,000 iterations per evaluation interval. 10,001 steps -> 2,501 iterations, 2,250 after the warm-up -> 3
+    # intervals of 1,000 = 3,000 iterations. Total (251 + 3,000) x 4 = 13,004.
+    config = Config.make("Pendulum-v1", total_timesteps=10_001, learning_starts=1_001, eval_freq=4_001)
+    assert (config.steps_per_iteration, config.warmup_iterations, config.iterations_per_eval) == (4, 251, 1_000)
+    assert config.num_evals == 3 and config.total_env_steps == 13_004
+
+
+def test_stochastic_act_adds_gaussian_noise_of_the_configured_scale_even_with_ou(small):
+    """act(obs, rng) keeps no state, so with deterministic=False it draws independent Gaussian noise of std
+    exploration_noise whatever exploration_noise_type is (the ou process's stationary distribution)."""
+    config = small[0]
+    ts = DDPG.init(config, jax.random.PRNGKey(0))
+    obs, rng = jnp.array([0.6, -0.8, 0.3]), jax.random.PRNGKey(7)
+    mean = DDPG.actor(config).apply(ts.actor_params, DDPG.normalize(config, ts.obs_stats, obs))
+    expected = DDPG.scale_action(config, jnp.clip(mean + 0.3 * jax.random.normal(rng, (1,)), -1.0, 1.0))
+    for noise_type in ("gaussian", "ou"):
+        noisy = config.replace(exploration_noise=0.3, exploration_noise_type=noise_type)
+        np.testing.assert_allclose(DDPG.make_act(noisy, ts, deterministic=False)(obs, rng), expected, rtol=1e-6)
+    np.testing.assert_allclose(DDPG.make_act(config, ts)(obs, rng), DDPG.scale_action(config, mean), rtol=1e-6)
 
 
 # --- Ornstein-Uhlenbeck exploration noise ---------------------------------------------------------------------------

@@ -66,6 +66,25 @@ def test_config_make_applies_tuned_defaults_and_overrides():
     assert Config.make("Pendulum-v1").normalize_observations
 
 
+def test_total_env_steps_rounds_up_to_whole_evaluation_intervals():
+    # Pendulum-v1: 16 envs x 128 steps = 2,048 per iteration; eval_freq 50,000 -> 24 iterations (49,152 steps) per
+    # interval; 500,000 steps -> 245 iterations -> 11 intervals = 11 x 24 x 2,048 = 540,672.
+    pendulum = Config.make("Pendulum-v1")
+    assert (pendulum.steps_per_iteration, pendulum.iterations_per_eval, pendulum.num_evals) == (2_048, 24, 11)
+    assert pendulum.total_env_steps == 540_672
+    # Acrobot-v1: 8 x 128 = 1,024; 20,000 -> 19 iterations; 200,000 -> 196 iterations -> 11 x 19 x 1,024 = 214,016.
+    assert Config.make("Acrobot-v1").total_env_steps == 214_016
+    assert Config.make("CartPole-v1", **SMALL).total_env_steps == 4_000  # a whole number of intervals: exact
+
+
+@pytest.mark.parametrize("shape", [(64, 64), (4, 64), (300, 128), (3, 3, 4, 16)])
+def test_orthogonal_init_is_orthogonal(shape):
+    w = np.asarray(jax.jit(rejax_ppo.orthogonal(2.0), static_argnums=1)(jax.random.PRNGKey(0), shape), np.float64)
+    w = w.reshape(-1, shape[-1]) / 2.0
+    gram = w.T @ w if w.shape[0] >= w.shape[1] else w @ w.T  # orthonormal columns, or rows when wide
+    np.testing.assert_allclose(gram, np.eye(len(gram)), atol=1e-5)
+
+
 def test_config_make_accepts_an_environment_instance():
     env, params = gymnax.make("CartPole-v1")
     config = Config.make(env=env, env_params=params.replace(max_steps_in_episode=50), **SMALL)
@@ -236,6 +255,8 @@ def test_image_observations_get_the_minatar_cnn():
                          num_minibatches=2, num_epochs=1, num_eval_episodes=2)
     assert config.uses_cnn and not Config.make("CartPole-v1").uses_cnn
     state, evaluation = jax.jit(rejax_ppo.train)(config, jax.random.PRNGKey(0))
-    kernels = [x.shape for x in jax.tree_util.tree_leaves(state.params) if x.ndim == 4]
-    assert kernels == [(3, 3, 4, 16)]  # one conv layer (shared torso), 16 filters of 3x3 over the 4 channels
+    kernels = [x.shape for x in jax.tree_util.tree_leaves(state.params) if x.ndim >= 2]
+    # One conv layer (shared torso), 16 filters of 3x3 over the 4 channels, padding VALID as in Young & Tian 2019 and
+    # rejax_dqn.py: 10x10 -> 8x8x16 = 1,024 features into the 128-wide hidden layer.
+    assert (3, 3, 4, 16) in kernels and (1_024, 128) in kernels
     assert np.isfinite(np.asarray(evaluation["return"])).all()

@@ -11,6 +11,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from gymnax.environments import spaces
+from gymnax.environments.classic_control import Pendulum
 
 import rejax_td3
 from rejax_td3 import TD3, Config
@@ -62,6 +64,43 @@ def test_tuned_pendulum_budget_and_sizes():
     config = Config.make("Pendulum-v1")
     assert config.total_env_steps <= 20_000
     assert config.total_env_steps == (config.warmup_iterations + config.num_evals * config.iterations_per_eval) * 8
+
+
+class UnboundedPendulum(Pendulum):
+    """Pendulum whose action space claims no bounds."""
+
+    def action_space(self, params=None):
+        return spaces.Box(-jnp.inf, jnp.inf, (1,), jnp.float32)
+
+
+def test_non_finite_action_bounds_are_rejected_with_one_sentence():
+    with pytest.raises(ValueError) as error:
+        Config.make(UnboundedPendulum())
+    message = str(error.value)
+    assert "TD3" in message and "finite" in message and "\n" not in message and message.count(". ") == 0
+
+
+def test_total_env_steps_by_hand():
+    # 4 envs x policy_delay 2 = 8 env steps per iteration. Warm-up: 1,001 steps -> 126 iterations (1,008 steps).
+    # eval_freq 4,001 -> 500 iterations per evaluation interval. 10,001 steps -> 1,251 iterations, 1,125 after the
+    # warm-up -> 3 intervals of 500 = 1,500 iterations. Total (126 + 1,500) x 8 = 13,008.
+    config = Config.make("Pendulum-v1", total_timesteps=10_001, learning_starts=1_001, eval_freq=4_001)
+    assert (config.steps_per_iteration, config.warmup_iterations, config.iterations_per_eval) == (8, 126, 500)
+    assert config.num_evals == 3 and config.total_env_steps == 13_008
+
+
+def test_stochastic_act_adds_gaussian_noise_of_the_configured_scale_even_with_ou(small):
+    """act(obs, rng) keeps no state, so with deterministic=False it draws independent Gaussian noise of std
+    exploration_noise whatever exploration_noise_type is (the ou process's stationary distribution)."""
+    config = small[0]
+    ts = TD3.init(config, jax.random.PRNGKey(0))
+    obs, rng = jnp.array([0.6, -0.8, 0.3]), jax.random.PRNGKey(7)
+    mean = TD3.actor(config).apply(ts.actor_params, TD3.normalize(config, ts.obs_stats, obs))
+    expected = TD3.scale_action(config, jnp.clip(mean + 0.3 * jax.random.normal(rng, (1,)), -1.0, 1.0))
+    for noise_type in ("gaussian", "ou"):
+        noisy = config.replace(exploration_noise=0.3, exploration_noise_type=noise_type)
+        np.testing.assert_allclose(TD3.make_act(noisy, ts, deterministic=False)(obs, rng), expected, rtol=1e-6)
+    np.testing.assert_allclose(TD3.make_act(config, ts)(obs, rng), TD3.scale_action(config, mean), rtol=1e-6)
 
 
 # --- the clipped double-Q target with target policy smoothing --------------------------------------------------------
