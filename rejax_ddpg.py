@@ -473,10 +473,8 @@ class DDPG:
         return train_state, evaluation
 
 
-train = DDPG.train
-make_act = DDPG.make_act
+train, make_act = DDPG.train, DDPG.make_act
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # the command line (flags, seeds, devices, checkpoints, results) lives in cli.py
     import cli
-
     cli.main("ddpg", Config, train, DDPG.eval_callback, description=__doc__)

@@ -457,7 +457,7 @@ class DQN:
         """Train one agent: returns (train_state, evaluation), evaluation stacked over num_evals + 1 points
         (the first before any training, the rest every iterations_per_eval iterations after the warm-up).
         Pure and jittable; vmap it over `rng` or over config leaves.
-        For checkpoints (common.train_in_segments): `num_evals` stops after that many evaluation intervals, and
+        For checkpoints (cli.train_in_segments): `num_evals` stops after that many evaluation intervals, and
         `resume=(train_state, evals_done)` continues from the train state of evaluation point `evals_done`;
         `evaluation` then holds only the points this call produced."""
         rng, rng_eval = jax.random.split(rng)
@@ -484,10 +484,8 @@ class DQN:
         return train_state, evaluation
 
 
-train = DQN.train
-make_act = DQN.make_act
+train, make_act = DQN.train, DQN.make_act
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # the command line (flags, seeds, devices, checkpoints, results) lives in cli.py
     import cli
-
     cli.main("dqn", Config, train, DQN.eval_callback, description=__doc__)

@@ -493,10 +493,8 @@ class PPO:
         return train_state, jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a[None], b]), first, rest)
 
 
-train = PPO.train
-make_act = PPO.make_act
+train, make_act = PPO.train, PPO.make_act
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # the command line (flags, seeds, devices, checkpoints, results) lives in cli.py
     import cli
-
     cli.main("ppo", Config, train, PPO.eval_callback, description=__doc__)

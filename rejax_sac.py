@@ -548,7 +548,7 @@ class SAC:
         """Train one agent: returns (train_state, evaluation), evaluation stacked over num_evals + 1 points
         (the first before any training, the next after warm-up and each eval interval). Pure and jittable; vmap it
         over `rng` or over config leaves.
-        For checkpoints (common.train_in_segments): `num_evals` stops after that many evaluation intervals, and
+        For checkpoints (cli.train_in_segments): `num_evals` stops after that many evaluation intervals, and
         `resume=(train_state, evals_done)` continues from the train state of evaluation point `evals_done`;
         `evaluation` then holds only the points this call produced."""
         rng, rng_eval = jax.random.split(rng)
@@ -575,10 +575,8 @@ class SAC:
         return train_state, evaluation
 
 
-train = SAC.train
-make_act = SAC.make_act
+train, make_act = SAC.train, SAC.make_act
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # the command line (flags, seeds, devices, checkpoints, results) lives in cli.py
     import cli
-
     cli.main("sac", Config, train, SAC.eval_callback, description=__doc__)

@@ -493,10 +493,8 @@ class TD3:
         train_state, rest = jax.lax.scan(eval_interval, train_state, jnp.arange(length))
         return train_state, jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a[None], b]), first, rest)
 
-train = TD3.train
-make_act = TD3.make_act
+train, make_act = TD3.train, TD3.make_act
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # the command line (flags, seeds, devices, checkpoints, results) lives in cli.py
     import cli
-
     cli.main("td3", Config, train, TD3.eval_callback, description=__doc__)
