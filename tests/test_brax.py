@@ -68,7 +68,7 @@ def test_ppo_learns_brax_inverted_pendulum():
     _, evaluation = jax.jit(jax.vmap(rejax_ppo.train, in_axes=(None, 0)))(config, keys)
     returns = np.asarray(evaluation["return"])[:, -1].mean(-1)
     print("brax/inverted_pendulum final returns:", returns)
-    assert returns.mean() >= 500
+    assert returns.min() >= 900  # every one of 24 seeds (3 batches of 8) ended at 1000 with these defaults
 
 
 def test_ppo_cli_on_brax_hopper_writes_results(tmp_path):
