@@ -183,4 +183,5 @@ def test_learns_cartpole_with_four_vmapped_seeds():
     keys = jax.vmap(jax.random.PRNGKey)(jnp.arange(4))
     _, evaluation = jax.jit(jax.vmap(rejax_dqn.train, in_axes=(None, 0)))(config, keys)
     final = np.asarray(evaluation["return"])[:, -1].mean(-1)  # [4 seeds]
-    assert final.mean() >= 475 and final.min() >= 400, final
+    # Every seed: 64 of 64 seeds ended at 500 in the 16-seed checks of benchmarks/dqn.md (Eigen threads on and off).
+    assert final.min() >= 475, final
