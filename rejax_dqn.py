@@ -6,6 +6,12 @@ Q-learning" (Double DQN target, eq. 4); Wang et al. 2016, "Dueling Network Archi
 Learning" (mean-subtracted aggregation, eq. 9); Young & Tian 2019, "MinAtar" (the small CNN for image observations).
 
 Notable choices:
+- The defaults, and every result reported as "DQN" here, are Double DQN + a dueling head, trained with Adam and a
+  Polyak target update after every iteration (CartPole-v1's tuned values: hard copies every 500 env steps; Mnih et
+  al. use RMSProp and hard copies every 10k steps). The dueling
+  streams V and A are single linear heads on the shared torso; Wang et al. give each stream its own hidden layer.
+- Image observations (MinAtar) go through conv 16 3x3, stride 1, padding VALID (Young & Tian 2019): 1,024 features
+  on a 10x10 grid, then the dense layers.
 - Time-limit truncation is not termination: the buffer stores the observation the action led to (before any reset)
   and a `terminated` flag, and only `terminated` stops the bootstrap.
 - The replay buffer is a pytree ring of rows, one row per env step holding all `num_envs` transitions. Its write
@@ -42,7 +48,7 @@ _SMALL = dict(num_envs=10, train_freq=1, gradient_steps=2, batch_size=128, buffe
               learning_rate=3e-3, tau=0.02, eps_end=0.01, exploration_fraction=0.2, anneal_lr=True,
               activation="swish", loss="mse", total_timesteps=100_000, eval_freq=9_900)
 TUNED = {
-    "CartPole-v1": _SMALL,
+    "CartPole-v1": dict(_SMALL, tau=1.0, target_update_freq=500),  # hard copies: 64 of 64 seeds at 500, not 57
     "Acrobot-v1": _SMALL,
     "Breakout-MinAtar": dict(num_envs=16, train_freq=1, gradient_steps=2, batch_size=64, buffer_size=100_000,
                              learning_starts=5_000, learning_rate=5e-4, tau=0.01, eps_end=0.01,
@@ -59,9 +65,11 @@ class Config:
 
     # --- budget and evaluation (static)
     total_timesteps: int = struct.field(pytree_node=False, default=500_000)
-    """Environment steps per seed, warm-up included, rounded up to whole iterations."""
+    """Environment steps per seed, warm-up included; the steps after the warm-up are rounded up to whole evaluation
+    intervals (eval_freq): `Config.total_env_steps` is the exact count, and the CLI prints it."""
     eval_freq: int = struct.field(pytree_node=False, default=25_000)
-    """Environment steps between evaluation points (each one calls eval_callback)."""
+    """Env steps between evaluation points (each calls eval_callback), rounded down to whole iterations of
+    num_envs x train_freq steps (at least one)."""
     num_eval_episodes: int = struct.field(pytree_node=False, default=8)
     """Greedy episodes the default callback plays at each evaluation point."""
     eval_callback: Callable = struct.field(pytree_node=False, default=None)
@@ -83,7 +91,7 @@ class Config:
     target_update_freq: int = struct.field(pytree_node=False, default=1)
     """Env steps between target updates (checked after every iteration); with tau=1 these are hard copies."""
     network: str = struct.field(pytree_node=False, default="auto")
-    """Torso: mlp, cnn (MinAtar: conv 16 3x3, then the dense layers) or auto (cnn for image observations)."""
+    """Torso: mlp, cnn (the MinAtar conv layer, then the dense layers) or auto (cnn for image observations)."""
     hidden_layer_sizes: Optional[tuple[int, ...]] = struct.field(pytree_node=False, default=None)
     """Dense hidden widths; None means (64, 64) for the mlp and (128,) after the cnn's conv layer."""
     activation: str = struct.field(pytree_node=False, default="relu")
@@ -219,7 +227,7 @@ class QNetwork(nn.Module):
     @nn.compact
     def __call__(self, obs):
         x = obs.astype(jnp.float32)
-        if self.cnn:  # [..., H, W, C] -> conv 16 3x3 stride 1 (Young & Tian 2019) -> flatten
+        if self.cnn:  # [..., H, W, C] -> conv 16 3x3, stride 1, padding VALID (Young & Tian 2019) -> flatten
             x = nn.relu(nn.Conv(16, (3, 3), padding="VALID")(x))
             x = x.reshape(x.shape[:-3] + (-1,))
         for width in self.hidden_layer_sizes:
@@ -242,8 +250,7 @@ class Transition(NamedTuple):  # in the buffer each field is [rows, num_envs, ..
 
 @struct.dataclass
 class ReplayBuffer:
-    """A fixed-size ring of rows; a row holds one step of every env. `position` and `size` depend only on how many
-    rows were written, so they are the same for every seed and stay unbatched scalars under vmap."""
+    """A fixed-size ring of rows, a row per step of every env; `position` and `size` are the same for every seed."""
 
     data: Transition  # each field [rows, num_envs, ...]
     position: jax.Array  # int32: the next row to write

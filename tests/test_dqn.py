@@ -116,6 +116,15 @@ def test_config_make_rejects_bad_input_in_one_sentence(kwargs, message):
     assert "\n" not in str(error.value)
 
 
+def test_total_env_steps_rounds_up_to_whole_evaluation_intervals_as_the_help_says():
+    config = Config.make("CartPole-v1", num_envs=4, train_freq=2, learning_starts=100, total_timesteps=1_000,
+                         eval_freq=300)
+    # An iteration is 4 x 2 = 8 steps. Warm-up: ceil(100 / 8) = 13 iterations. An interval: floor(300 / 8) = 37
+    # iterations. The rest of the budget, ceil(1000 / 8) - 13 = 112 iterations, becomes ceil(112 / 37) = 4 intervals.
+    assert (config.warmup_iterations, config.iterations_per_eval, config.num_evals) == (13, 37, 4)
+    assert config.total_env_steps == (13 + 4 * 37) * 8 == 1_288
+
+
 # --- determinism, vmap equivalence, extension ------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def small():
@@ -174,4 +183,5 @@ def test_learns_cartpole_with_four_vmapped_seeds():
     keys = jax.vmap(jax.random.PRNGKey)(jnp.arange(4))
     _, evaluation = jax.jit(jax.vmap(rejax_dqn.train, in_axes=(None, 0)))(config, keys)
     final = np.asarray(evaluation["return"])[:, -1].mean(-1)  # [4 seeds]
-    assert final.mean() >= 475 and final.min() >= 400, final
+    # Every seed: 64 of 64 seeds ended at 500 in the 16-seed checks of benchmarks/dqn.md (Eigen threads on and off).
+    assert final.min() >= 475, final
