@@ -8,11 +8,10 @@ over actions in the critic target (eq. 10), policy loss (eq. 12) and temperature
 |A| actions. Target entropy target_entropy_scale * log|A|. The file picks the variant from the env's action space.
 
 Notable choices:
-- The class defaults are chosen for an environment nobody tuned for (tests/test_defaults.py: a sparse goal chain,
-  dense-reward, survival and goal-reaching tasks). init_alpha is 0.01, not 1: while alpha is large every step pays
-  alpha * H, so continuing looks better than reaching a goal; the critics inflate toward alpha H / (1 - gamma) and the
-  policy learns to avoid the goal (measured in benchmarks/sac.md). TUNED entries are per environment; CartPole-v1 and
-  Pendulum-v1 keep init_alpha 1, whose bonus helps where ending an episode is bad.
+- The class defaults are chosen for an environment nobody tuned for (tests/test_defaults.py: goal chain, dense,
+  survival and reach tasks). init_alpha is 0.01, not 1: while alpha is large every step pays alpha H, so continuing
+  beats reaching a goal, the critics inflate toward alpha H / (1 - gamma) and the policy learns to avoid the goal
+  (benchmarks/sac.md). CartPole-v1 and Pendulum-v1 keep their tuned init_alpha 1 (where ending is bad, it helps).
 - Departures from the papers: gradient clipping (max_grad_norm 10, which also clips log_alpha's gradient) is in none
   of them; the networks are 64-64, not 256-256; the discrete target_entropy_scale is 0.5 by default where
   Christodoulou uses 0.98, which keeps the policy near uniform and alpha high.
@@ -51,9 +50,8 @@ TUNED = {
     "Acrobot-v1": dict(num_envs=4, buffer_size=50_000, batch_size=128, gradient_steps=1, learning_starts=1_000,
                        activation="tanh", learning_rate=1e-3, tau=0.05, target_entropy_scale=0.7,
                        total_timesteps=100_000, eval_freq=10_000),
-    "Pendulum-v1": dict(num_envs=1, buffer_size=20_000, batch_size=256, learning_starts=500, init_alpha=1.0,
-                        learning_rate=3e-3, tau=0.02, normalize_observations=True,
-                        total_timesteps=8_000, eval_freq=1_000),
+    "Pendulum-v1": dict(num_envs=1, buffer_size=20_000, learning_starts=500, init_alpha=1.0, learning_rate=3e-3,
+                        tau=0.02, normalize_observations=True, total_timesteps=8_000, eval_freq=1_000),
 }
 
 
@@ -196,9 +194,8 @@ LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
 
 
 class Network(nn.Module):
-    """The actor (policy=True) or one critic: an MLP. Discrete: logits or Q(s, .) [..., |A|], one per action.
-    Continuous actor: (mean, log_std) [..., |A|] of the pre-tanh Gaussian, log_std squashed smoothly into
-    [LOG_STD_MIN, LOG_STD_MAX]. Continuous critic: Q(s, a) [...] of an action a in [-1, 1]^|A|, given with s."""
+    """The actor (policy=True) or one critic, an MLP. Discrete: logits or Q(s, .) [..., |A|]. Continuous actor: (mean,
+    log_std) of the pre-tanh Gaussian, log_std squashed into [LOG_STD_MIN, LOG_STD_MAX]; critic: Q(s, a) [...]."""
 
     policy: bool
     action_dim: int
@@ -393,16 +390,14 @@ class SAC:
 
     @classmethod
     def actor_loss(cls, config, actor_params, critic_params, alpha, obs, rng):
-        """E_s[ E_a~pi[alpha log pi(a|s) - min_i Q_i(s, a)] ] (SAC eq. 7; Christodoulou eq. 12). Also returns the
-        policy's entropy estimate -E[log pi], which the temperature loss needs."""
+        """E_s E_a~pi[alpha log pi(a|s) - min_i Q_i(s, a)] (SAC eq. 7, Christodoulou eq. 12); entropy -E log pi."""
         q, log_pi = cls.policy_expectations(config, actor_params, critic_params, obs, rng)
         loss = jnp.mean(alpha * log_pi - q)
         return loss, {"actor_loss": loss, "entropy": jax.lax.stop_gradient(-log_pi.mean())}
 
     @classmethod
     def alpha_loss(cls, config, log_alpha, entropy):
-        """Temperature loss log(alpha) * (H - target) (SAC eq. 18 / Christodoulou eq. 11, in log alpha): alpha
-        falls while the policy's entropy H is above the target and rises while it is below."""
+        """log(alpha) (H - target) (SAC eq. 18, Christodoulou eq. 11): alpha falls while the entropy H > target."""
         return log_alpha * (entropy - cls.target_entropy(config)), {}
 
     @classmethod
