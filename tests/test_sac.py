@@ -293,7 +293,7 @@ def test_goal_chain_at_class_defaults_learns_true_values():
     walks straight to the goal (0.96), and the critics hold the true values of stepping right, Q*(k, right) =
     -0.01 (1 + ... + gamma^(3 - k)) + gamma^(4 - k), not values inflated toward alpha H / (1 - gamma) by an entropy
     bonus that made staying look better than reaching the goal (issue 19: Q ~ 2.0 and a greedy return of -0.30)."""
-    config = Config.make(DiscreteTasks(), env_params=task_params(CHAIN), total_timesteps=10_000, eval_freq=10_000)
+    config = Config.make(DiscreteTasks(), env_params=task_params(CHAIN), total_timesteps=6_000, eval_freq=5_000)
     keys = jax.random.split(jax.random.PRNGKey(0), 4)
     states, evaluation = jax.jit(jax.vmap(SAC.train, in_axes=(None, 0)))(config, keys)
     final = np.asarray(evaluation["return"])[:, -1].mean(-1)
