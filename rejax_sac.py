@@ -47,7 +47,7 @@ TUNED = {
     "CartPole-v1": dict(num_envs=4, buffer_size=10_000, batch_size=64, learning_starts=1_000, init_alpha=1.0,
                         activation="tanh", learning_rate=2e-3, tau=0.05, target_entropy_scale=0.7,
                         total_timesteps=32_000, eval_freq=4_000),
-    "Acrobot-v1": dict(num_envs=4, buffer_size=50_000, batch_size=128, gradient_steps=1, learning_starts=1_000,
+    "Acrobot-v1": dict(num_envs=4, buffer_size=50_000, batch_size=128, learning_starts=1_000, init_alpha=1.0,
                        activation="tanh", learning_rate=1e-3, tau=0.05, target_entropy_scale=0.7,
                        total_timesteps=100_000, eval_freq=10_000),
     "Pendulum-v1": dict(num_envs=1, buffer_size=20_000, learning_starts=500, init_alpha=1.0, learning_rate=3e-3,
