@@ -14,7 +14,8 @@ Bars, from the oracle and uniformly random policies (32 greedy episodes per seed
 Measured (2 seeds): every algorithm passes every task, most at the oracle; the thinnest margin is PPO's continuous
 dense task (-3.37, -3.35 against -4.0). SAC's former class default init_alpha 1 fails the chain at any budget up to
 31k steps (greedy -0.30 for every seed: benchmarks/sac.md). Cost on the shared 2-core machine (load 5-10): SAC 27 s
-per action space, the rest 13.4 min together, most of it TD3 and DDPG (256-256 networks, 5k warm-up at defaults).
+per action space, the rest 13.4 min together, most of it TD3 and DDPG (256-256 networks, 5k warm-up at defaults;
+at 7,500 steps DDPG missed the reach task in one seed, -0.22, so their budget stays 10k).
 """
 
 import functools
