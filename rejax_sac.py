@@ -1,30 +1,31 @@
 """SAC: Soft Actor-Critic with automatic entropy tuning, for continuous and discrete actions.
 
-Continuous actions: Haarnoja et al. 2018, "Soft Actor-Critic Algorithms and Applications" (soft Q target, eq. 3 with the
-value of eq. 3's V(s') = E[Q(s',a') - alpha log pi(a'|s')]; policy loss, eq. 7; temperature loss, eq. 18). The policy is
-a tanh-squashed Gaussian; its log-probability carries the change-of-variables term log(1 - tanh(u)^2) (appendix C,
-eq. 21). Target entropy -|A|.
-Discrete actions: Christodoulou 2019, "Soft Actor-Critic for Discrete Action Settings": a categorical policy; the
-expectations over actions in the critic target (eq. 10), policy loss (eq. 12) and temperature loss (eq. 11) are computed
-exactly as sums over the |A| actions. Target entropy target_entropy_scale * log|A|.
-The file picks the variant from the env's action space.
+Continuous: Haarnoja et al. 2018, "Soft Actor-Critic Algorithms and Applications": soft Q target with
+V(s') = E[Q(s', a') - alpha log pi(a'|s')] (eq. 3), policy loss (eq. 7), temperature loss (eq. 18); a tanh-squashed
+Gaussian policy whose log-probability carries the change-of-variables term (appendix C, eq. 21). Target entropy -|A|.
+Discrete: Christodoulou 2019, "Soft Actor-Critic for Discrete Action Settings": a categorical policy; the expectations
+over actions in the critic target (eq. 10), policy loss (eq. 12) and temperature loss (eq. 11) are exact sums over the
+|A| actions. Target entropy target_entropy_scale * log|A|. The file picks the variant from the env's action space.
 
 Notable choices:
-- `tau` is the fraction MOVED toward the online critic at every gradient step (target <- (1 - tau) target + tau online,
-  0.005-style, as in cleanRL and the SAC paper). PyPI rejax's `polyak` is the fraction KEPT: tau = 1 - polyak.
-- Continuous policies act in [-1, 1]^|A|; log-probabilities, the entropy target and the critics use that normalised
-  action, and a fixed affine map turns it into the env's [low, high] only when stepping (as SB3 and softlearning do).
+- The class defaults are chosen for an environment nobody tuned for (tests/test_defaults.py: goal chain, dense,
+  survival and reach tasks). init_alpha is 0.01, not 1: while alpha is large every step pays alpha H, so continuing
+  beats reaching a goal, the critics inflate toward alpha H / (1 - gamma) and the policy learns to avoid the goal
+  (benchmarks/sac.md). CartPole-v1 and Pendulum-v1 keep their tuned init_alpha 1 (where ending is bad, it helps).
+- Departures from the papers: gradient clipping (max_grad_norm 10, which also clips log_alpha's gradient) is in none
+  of them; the networks are 64-64, not 256-256; the discrete target_entropy_scale is 0.5 by default where
+  Christodoulou uses 0.98, which keeps the policy near uniform and alpha high.
+- `tau` is the fraction MOVED toward the online critics per gradient step (as cleanRL and the SAC paper); PyPI
+  rejax's `polyak` is the fraction KEPT: tau = 1 - polyak.
+- Continuous policies act in [-1, 1]^|A| (log-probabilities, entropy target and critics use that action); a fixed
+  affine map onto the env's finite [low, high] is applied only when stepping (as SB3 and softlearning do).
 - num_critics critics (2 = clipped double Q); targets and the policy use their minimum.
-- Time-limit truncation is not termination: the buffer stores the observation the action led to and `terminated`,
-  so a truncated step still bootstraps.
-- The replay buffer is a pytree ring [rows, num_envs, ...], one row per step of the num_envs envs, at an index that
-  depends only on the step count (the same for every seed, so vmap keeps it a slice update); samples are uniform over
-  the rows written so far. New rows wait in a small `recent` block and reach the big buffer together, every
-  block_iterations iterations; batches sample both, so the result is the same ring. Why: XLA on CPU copies a buffer
-  that one loop iteration both reads and writes, and a per-step write would copy the whole buffer of every seed at
-  every env step (87 vs 74 ms per iteration of a 300-seed CartPole run).
-  Warm-up (learning_starts, uniform random actions) is its own loop before training, so no per-step `lax.cond`
-  turns into both branches under vmap.
+- Time-limit truncation is not termination: the buffer stores the observation the action led to and `terminated`.
+- The replay buffer is a ring [rows, num_envs, ...] written at an index that depends only on the step count (the
+  same for every seed, so vmap keeps it a slice update). New rows wait in a small `recent` block and reach the ring
+  in one write per block; batches read both, uniformly over the rows written so far. Why: XLA on CPU copies a buffer
+  that one loop iteration both reads and writes, the whole buffer of every seed at every env step (87 vs 74 ms per
+  iteration of a 300-seed CartPole run). Warm-up is its own loop: no per-step `lax.cond` runs both branches.
 
 Run: python rejax_sac.py --env Pendulum-v1 --num-seeds 4
 """
@@ -41,32 +42,30 @@ from flax import struct
 import common
 
 
-# ---------------------------------------------------------------------------------------------------------------------
-# Config
-# ---------------------------------------------------------------------------------------------------------------------
+# --- Config -----------------------------------------------------------------------------------------------------------
 TUNED = {
-    "CartPole-v1": dict(num_envs=4, buffer_size=10_000, batch_size=64, gradient_steps=1, learning_starts=1_000,
+    "CartPole-v1": dict(num_envs=4, buffer_size=10_000, batch_size=64, learning_starts=1_000, init_alpha=1.0,
                         activation="tanh", learning_rate=2e-3, tau=0.05, target_entropy_scale=0.7,
                         total_timesteps=32_000, eval_freq=4_000),
-    "Acrobot-v1": dict(num_envs=4, buffer_size=50_000, batch_size=128, gradient_steps=1, learning_starts=1_000,
+    "Acrobot-v1": dict(num_envs=4, buffer_size=50_000, batch_size=128, learning_starts=1_000, init_alpha=1.0,
                        activation="tanh", learning_rate=1e-3, tau=0.05, target_entropy_scale=0.7,
                        total_timesteps=100_000, eval_freq=10_000),
-    "Pendulum-v1": dict(num_envs=1, buffer_size=20_000, batch_size=256, gradient_steps=1, learning_starts=500,
-                        learning_rate=3e-3, tau=0.02, normalize_observations=True,
-                        total_timesteps=8_000, eval_freq=1_000),
+    "Pendulum-v1": dict(num_envs=1, buffer_size=20_000, learning_starts=500, init_alpha=1.0, learning_rate=3e-3,
+                        tau=0.02, normalize_observations=True, total_timesteps=8_000, eval_freq=1_000),
 }
 
 
 @struct.dataclass
 class Config:
+    # Fields with pytree_node=False are static (shapes, control flow); the others are leaves that vmap can go over.
     env: Any = struct.field(pytree_node=False)
     """The gymnax environment (made from a name by `Config.make`)."""
     env_params: Any
     """The environment's parameters (a pytree)."""
 
-    # --- budget and evaluation (static)
     total_timesteps: int = struct.field(pytree_node=False, default=100_000)
-    """Environment steps per seed (warm-up included), rounded up to whole evaluation intervals."""
+    """Environment steps per seed, warm-up included; rounded up to whole evaluation intervals (eval_freq rounded down
+    to whole iterations): `Config.total_env_steps` is the exact count, and the CLI prints it."""
     eval_freq: int = struct.field(pytree_node=False, default=10_000)
     """Environment steps between evaluation points (each one calls eval_callback)."""
     num_eval_episodes: int = struct.field(pytree_node=False, default=8)
@@ -74,7 +73,6 @@ class Config:
     eval_callback: Callable = struct.field(pytree_node=False, default=None)
     """callback(config, train_state, rng) -> pytree, run at every evaluation point; None means SAC.eval_callback."""
 
-    # --- shapes (static)
     num_envs: int = struct.field(pytree_node=False, default=1)
     """Parallel environments; one iteration steps each of them once."""
     buffer_size: int = struct.field(pytree_node=False, default=100_000)
@@ -94,7 +92,6 @@ class Config:
     normalize_observations: bool = struct.field(pytree_node=False, default=False)
     """Normalise observations with a running mean and variance shared by all envs (buffer keeps raw observations)."""
 
-    # --- hyperparameters (pytree leaves: vmappable)
     learning_rate: float = 3e-4
     """Adam step size of the actor, the critics and the temperature."""
     gamma: float = 0.99
@@ -102,7 +99,7 @@ class Config:
     tau: float = 0.005
     """Target-network step: the fraction MOVED toward the online critics per gradient step, target <- (1 - tau) *
     target + tau * online (0.005 = slow; 1 = hard copy). PyPI rejax's polyak is the fraction kept: tau = 1 - polyak."""
-    init_alpha: float = 1.0
+    init_alpha: float = 0.01
     """Initial entropy temperature alpha (then tuned automatically toward the target entropy)."""
     target_entropy_scale: float = 0.5
     """Discrete actions only: target entropy = target_entropy_scale * log|A|, in (0, 1]. Continuous: -|A|."""
@@ -120,11 +117,11 @@ class Config:
         return config
 
     def validate(self):
-        common.check_positive(total_timesteps=self.total_timesteps, eval_freq=self.eval_freq,
-                              num_eval_episodes=self.num_eval_episodes, num_envs=self.num_envs,
-                              buffer_size=self.buffer_size, batch_size=self.batch_size,
-                              gradient_steps=self.gradient_steps, learning_rate=self.learning_rate,
-                              tau=self.tau, init_alpha=self.init_alpha, max_grad_norm=self.max_grad_norm)
+        common.check_positive(
+            total_timesteps=self.total_timesteps, eval_freq=self.eval_freq, num_eval_episodes=self.num_eval_episodes,
+            num_envs=self.num_envs, buffer_size=self.buffer_size, batch_size=self.batch_size,
+            gradient_steps=self.gradient_steps, learning_rate=self.learning_rate, tau=self.tau,
+            init_alpha=self.init_alpha, max_grad_norm=self.max_grad_norm)
         common.check_non_negative(learning_starts=self.learning_starts)
         common.check_unit_interval(gamma=self.gamma, tau=self.tau)
         common.check_callback(self.eval_callback)
@@ -142,12 +139,16 @@ class Config:
         if self.discrete and not 0 < self.target_entropy_scale <= 1:
             raise ValueError(f"target_entropy_scale must lie in (0, 1] for discrete actions (a fraction of the "
                              f"maximum entropy log|A|), got {self.target_entropy_scale!r}.")
+        bounds = () if self.discrete else (self.env.action_space(self.env_params).low,
+                                           self.env.action_space(self.env_params).high)
+        if not all(np.isfinite(bound).all() for bound in bounds):
+            raise ValueError(f"SAC maps its actions in [-1, 1] onto the env's action bounds, which must be finite, "
+                             f"got low and high {bounds}; give the env's action space finite bounds.")
         if not self.hidden_layer_sizes or min(self.hidden_layer_sizes) < 1:
             raise ValueError(f"hidden_layer_sizes must be positive widths, got {self.hidden_layer_sizes!r}.")
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}.")
 
-    # Derived sizes.
     @property
     def buffer_rows(self) -> int:
         """Ring rows; each holds one step of every env."""
@@ -164,10 +165,8 @@ class Config:
 
     @property
     def block_iterations(self) -> int:
-        """Iterations whose rows wait in the `recent` block before one write to the buffer: the largest divisor of
-        iterations_per_eval up to 64 (and up to buffer_rows, so a block never overwrites itself)."""
-        limit = min(64, self.buffer_rows)
-        return max(k for k in range(1, limit + 1) if self.iterations_per_eval % k == 0)
+        """Iterations per `recent` block: the largest divisor of iterations_per_eval up to min(64, buffer_rows)."""
+        return max(k for k in range(1, min(64, self.buffer_rows) + 1) if self.iterations_per_eval % k == 0)
 
     @property
     def num_evals(self) -> int:
@@ -189,47 +188,16 @@ class Config:
         return space.n if self.discrete else int(np.prod(space.shape))
 
 
-# ---------------------------------------------------------------------------------------------------------------------
-# Networks and the policy's distribution
-# ---------------------------------------------------------------------------------------------------------------------
+# --- Networks and the policy's distribution ---------------------------------------------------------------------------
 ACTIVATIONS = {"relu": nn.relu, "tanh": nn.tanh, "swish": nn.swish}
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
 
 
-class MLP(nn.Module):
-    hidden_layer_sizes: tuple
-    activation: str
-    out_features: int
+class Network(nn.Module):
+    """The actor (policy=True) or one critic, an MLP. Discrete: logits or Q(s, .) [..., |A|]. Continuous actor: (mean,
+    log_std) of the pre-tanh Gaussian, log_std squashed into [LOG_STD_MIN, LOG_STD_MAX]; critic: Q(s, a) [...]."""
 
-    @nn.compact
-    def __call__(self, x):
-        for width in self.hidden_layer_sizes:
-            x = ACTIVATIONS[self.activation](nn.Dense(width)(x))
-        return nn.Dense(self.out_features)(x)
-
-
-class Actor(nn.Module):
-    """Discrete: logits [..., |A|]. Continuous: (mean, log_std) [..., |A|] of the pre-tanh Gaussian, with log_std
-    squashed smoothly into [LOG_STD_MIN, LOG_STD_MAX]."""
-
-    action_dim: int
-    discrete: bool
-    hidden_layer_sizes: tuple
-    activation: str
-
-    @nn.compact
-    def __call__(self, obs):
-        if self.discrete:
-            return MLP(self.hidden_layer_sizes, self.activation, self.action_dim)(obs)
-        out = MLP(self.hidden_layer_sizes, self.activation, 2 * self.action_dim)(obs)
-        mean, log_std = jnp.split(out, 2, axis=-1)
-        log_std = LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (jnp.tanh(log_std) + 1.0)
-        return mean, log_std
-
-
-class Critic(nn.Module):
-    """Discrete: Q(s, .) [..., |A|] for every action. Continuous: Q(s, a) [...] for the given action in [-1, 1]."""
-
+    policy: bool
     action_dim: int
     discrete: bool
     hidden_layer_sizes: tuple
@@ -237,10 +205,15 @@ class Critic(nn.Module):
 
     @nn.compact
     def __call__(self, obs, action=None):
+        x = obs if self.discrete or self.policy else jnp.concatenate([obs, action], -1)
+        for width in self.hidden_layer_sizes:
+            x = ACTIVATIONS[self.activation](nn.Dense(width)(x))
         if self.discrete:
-            return MLP(self.hidden_layer_sizes, self.activation, self.action_dim)(obs)
-        x = jnp.concatenate([obs, action], -1)
-        return MLP(self.hidden_layer_sizes, self.activation, 1)(x).squeeze(-1)
+            return nn.Dense(self.action_dim)(x)
+        if not self.policy:
+            return nn.Dense(1)(x).squeeze(-1)
+        mean, log_std = jnp.split(nn.Dense(2 * self.action_dim)(x), 2, -1)
+        return mean, LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (jnp.tanh(log_std) + 1.0)
 
 
 def squashed_gaussian_log_prob(u, mean, log_std):
@@ -251,15 +224,7 @@ def squashed_gaussian_log_prob(u, mean, log_std):
     return jnp.sum(gaussian - log_det_jacobian, -1)
 
 
-def squashed_gaussian_sample(rng, mean, log_std):
-    """A reparameterised sample a = tanh(mean + std * eps) in [-1, 1]^|A| and its log-probability."""
-    u = mean + jnp.exp(log_std) * jax.random.normal(rng, mean.shape)
-    return jnp.tanh(u), squashed_gaussian_log_prob(u, mean, log_std)
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Data containers
-# ---------------------------------------------------------------------------------------------------------------------
+# --- Data containers --------------------------------------------------------------------------------------------------
 class Transition(NamedTuple):  # in the buffer each field is [buffer_rows, num_envs, ...]; in a batch [batch_size, ...]
     obs: jax.Array  # raw observation the action was taken in
     action: jax.Array  # int (discrete) or in [-1, 1]^|A| (continuous, before scaling to the env's bounds)
@@ -286,22 +251,16 @@ class TrainState:
     episode_stats: common.EpisodeStats
 
 
-# ---------------------------------------------------------------------------------------------------------------------
-# The algorithm
-# ---------------------------------------------------------------------------------------------------------------------
+# --- The algorithm ----------------------------------------------------------------------------------------------------
 class SAC:
     @classmethod
-    def actor(cls, config):
-        return Actor(config.action_dim, config.discrete, config.hidden_layer_sizes, config.activation)
-
-    @classmethod
-    def critic(cls, config):
-        return Critic(config.action_dim, config.discrete, config.hidden_layer_sizes, config.activation)
+    def network(cls, config, policy: bool):
+        return Network(policy, config.action_dim, config.discrete, config.hidden_layer_sizes, config.activation)
 
     @classmethod
     def q_values(cls, config, critic_params, obs, action=None):
         """Every critic of the ensemble: [num_critics, batch] (continuous) or [num_critics, batch, |A|] (discrete)."""
-        return jax.vmap(cls.critic(config).apply, in_axes=(0, None, None))(critic_params, obs, action)
+        return jax.vmap(cls.network(config, False).apply, in_axes=(0, None, None))(critic_params, obs, action)
 
     @classmethod
     def optimizer(cls, config):
@@ -309,32 +268,23 @@ class SAC:
 
     @classmethod
     def target_entropy(cls, config):
-        if config.discrete:
-            return config.target_entropy_scale * jnp.log(config.action_dim)
-        return -float(config.action_dim)
+        return config.target_entropy_scale * jnp.log(config.action_dim) if config.discrete else -config.action_dim
 
     @classmethod
     def init(cls, config, rng) -> TrainState:
         rng, rng_actor, rng_critic, rng_env = jax.random.split(rng, 4)
         obs, env_state = common.reset_envs(config.env, config.env_params, rng_env, config.num_envs)
-        dummy_action = None if config.discrete else jnp.zeros(config.action_dim)
-        actor_params = cls.actor(config).init(rng_actor, obs[0])
-        critic_params = jax.vmap(cls.critic(config).init, in_axes=(0, None, None))(
-            jax.random.split(rng_critic, config.num_critics), obs[0], dummy_action)
-        log_alpha = jnp.log(jnp.asarray(config.init_alpha, jnp.float32))
         action = jnp.zeros((), jnp.int32) if config.discrete else jnp.zeros(config.action_dim)
+        actor_params = cls.network(config, True).init(rng_actor, obs[0])
+        critic_params = jax.vmap(cls.network(config, False).init, in_axes=(0, None, None))(
+            jax.random.split(rng_critic, config.num_critics), obs[0], None if config.discrete else action)
+        log_alpha = jnp.log(jnp.asarray(config.init_alpha, jnp.float32))
         example = Transition(obs[0], action, jnp.zeros(()), jnp.zeros((), bool), obs[0])
-        buffer = jax.tree_util.tree_map(
-            lambda x: jnp.zeros((config.buffer_rows, config.num_envs) + x.shape, x.dtype), example)
-        optimizer = cls.optimizer(config)
-        return TrainState(
-            rng=rng, global_step=jnp.array(0, jnp.int32), actor_params=actor_params, critic_params=critic_params,
-            target_critic_params=critic_params, log_alpha=log_alpha,
-            actor_opt_state=optimizer.init(actor_params), critic_opt_state=optimizer.init(critic_params),
-            alpha_opt_state=optimizer.init(log_alpha), buffer=buffer, env_state=env_state, obs=obs,
-            obs_stats=common.RunningMeanStd.create(obs.shape[1:]),
-            episode_stats=common.EpisodeStats.create(config.num_envs),
-        )
+        buffer = jax.tree.map(lambda x: jnp.zeros((config.buffer_rows, config.num_envs) + x.shape, x.dtype), example)
+        opt = cls.optimizer(config)
+        return TrainState(rng, jnp.array(0, jnp.int32), actor_params, critic_params, critic_params, log_alpha,
+                          opt.init(actor_params), opt.init(critic_params), opt.init(log_alpha), buffer, env_state, obs,
+                          common.RunningMeanStd.create(obs.shape[1:]), common.EpisodeStats.create(config.num_envs))
 
     @classmethod
     def normalize(cls, config, obs_stats, obs):
@@ -342,20 +292,19 @@ class SAC:
 
     @classmethod
     def sample_action(cls, config, actor_params, obs, rng):
-        """A stochastic action and its log-probability (continuous) or the policy's log-probabilities of all
-        actions (discrete)."""
-        policy = cls.actor(config).apply(actor_params, obs)
+        """Discrete: a sampled action and the log-probabilities of all actions. Continuous: a reparameterised sample
+        a = tanh(mean + std * eps) in [-1, 1]^|A| and its log-probability."""
+        policy = cls.network(config, True).apply(actor_params, obs)
         if config.discrete:
             return jax.random.categorical(rng, policy), jax.nn.log_softmax(policy)
-        return squashed_gaussian_sample(rng, *policy)
+        u = policy[0] + jnp.exp(policy[1]) * jax.random.normal(rng, policy[0].shape)
+        return jnp.tanh(u), squashed_gaussian_log_prob(u, *policy)
 
     @classmethod
     def scale_action(cls, config, action):
         """Map an action in [-1, 1]^|A| affinely onto the env's [low, high]; discrete actions pass through."""
-        if config.discrete:
-            return action
         space = config.env.action_space(config.env_params)
-        return space.low + 0.5 * (action + 1.0) * (space.high - space.low)
+        return action if config.discrete else space.low + 0.5 * (action + 1.0) * (space.high - space.low)
 
     @classmethod
     def make_act(cls, config, train_state, deterministic: bool = True):
@@ -364,20 +313,17 @@ class SAC:
             obs = cls.normalize(config, train_state.obs_stats, obs)
             if not deterministic:
                 return cls.scale_action(config, cls.sample_action(config, train_state.actor_params, obs, rng)[0])
-            policy = cls.actor(config).apply(train_state.actor_params, obs)
+            policy = cls.network(config, True).apply(train_state.actor_params, obs)
             return jnp.argmax(policy, -1) if config.discrete else cls.scale_action(config, jnp.tanh(policy[0]))
-
         return act
 
     @classmethod
     def step_env(cls, config, train_state, random: bool):
-        """ACT in every env (uniformly at random during warm-up) and STEP them. Returns the new state and the
-        transitions: one buffer row [num_envs, ...] (written by the caller)."""
+        """ACT in every env (uniformly at random during warm-up) and STEP them; returns the state and a buffer row."""
         rng, rng_action, rng_step = jax.random.split(train_state.rng, 3)
-        if random and config.discrete:
-            action = jax.random.randint(rng_action, (config.num_envs,), 0, config.action_dim)
-        elif random:
-            action = jax.random.uniform(rng_action, (config.num_envs, config.action_dim), minval=-1.0, maxval=1.0)
+        if random:
+            action = (jax.random.randint(rng_action, (config.num_envs,), 0, config.action_dim) if config.discrete else
+                      jax.random.uniform(rng_action, (config.num_envs, config.action_dim), minval=-1.0, maxval=1.0))
         else:
             obs = cls.normalize(config, train_state.obs_stats, train_state.obs)
             action, _ = cls.sample_action(config, train_state.actor_params, obs, rng_action)
@@ -385,7 +331,8 @@ class SAC:
             config.env, config.env_params, rng_step, train_state.env_state, cls.scale_action(config, action))
 
         transition = Transition(train_state.obs, action, reward, terminated, final_obs)
-        obs_stats = train_state.obs_stats.update(next_obs) if config.normalize_observations else train_state.obs_stats
+        obs_stats = train_state.obs_stats  # updated with the observation acted in, as in the other algorithms
+        obs_stats = obs_stats.update(train_state.obs) if config.normalize_observations else obs_stats
         train_state = train_state.replace(
             rng=rng, global_step=train_state.global_step + config.num_envs, env_state=env_state, obs=next_obs,
             obs_stats=obs_stats, episode_stats=train_state.episode_stats.update(reward, terminated | truncated))
@@ -394,15 +341,14 @@ class SAC:
     @classmethod
     def write_rows(cls, config, buffer, rows: Transition, first_row):
         """Write rows [n, num_envs, ...] into the ring at rows first_row, first_row + 1, ... (modulo its size)."""
-        index = (first_row + jnp.arange(jax.tree_util.tree_leaves(rows)[0].shape[0])) % config.buffer_rows
-        return jax.tree_util.tree_map(lambda buf, x: buf.at[index].set(x, unique_indices=True), buffer, rows)
+        index = (first_row + jnp.arange(jax.tree.leaves(rows)[0].shape[0])) % config.buffer_rows
+        return jax.tree.map(lambda buf, x: buf.at[index].set(x, unique_indices=True), buffer, rows)
 
     @classmethod
     def sample_batch(cls, config, train_state, recent: Transition, first_row, rng) -> Transition:
         """batch_size transitions, uniformly among the rows written so far (never an O(buffer) mask). Rows
         first_row, first_row + 1, ... of the current block are read from `recent`, the others from the buffer."""
-        written = train_state.global_step // config.num_envs
-        rng_row, rng_env = jax.random.split(rng)
+        written, (rng_row, rng_env) = train_state.global_step // config.num_envs, jax.random.split(rng)
         rows = jax.random.randint(rng_row, (config.batch_size,), 0, jnp.minimum(written, config.buffer_rows))
         envs = jax.random.randint(rng_env, (config.batch_size,), 0, config.num_envs)
         offset = (rows - first_row) % config.buffer_rows  # position in the block, if the row is one of its rows
@@ -413,114 +359,91 @@ class SAC:
             old, new = buf[rows, envs], block[offset, envs]
             return jnp.where(in_recent.reshape(in_recent.shape + (1,) * (old.ndim - 1)), new, old)
 
-        batch = jax.tree_util.tree_map(take, train_state.buffer, recent)
-        normalize = lambda obs: cls.normalize(config, train_state.obs_stats, obs)  # noqa: E731
-        return batch._replace(obs=normalize(batch.obs), next_obs=normalize(batch.next_obs))
+        batch = jax.tree.map(take, train_state.buffer, recent)
+        obs, next_obs = (cls.normalize(config, train_state.obs_stats, o) for o in (batch.obs, batch.next_obs))
+        return batch._replace(obs=obs, next_obs=next_obs)
+
+    @classmethod
+    def policy_expectations(cls, config, actor_params, critic_params, obs, rng):
+        """E_a~pi[min_i Q_i(s, a)] and E_a~pi[log pi(a|s)] per state [batch]: exact sums over the |A| actions when
+        discrete (Christodoulou eqs. 10 and 12), one reparameterised sample when continuous (SAC eqs. 3 and 7)."""
+        action, log_pi = cls.sample_action(config, actor_params, obs, rng)  # discrete: log_pi of every action
+        if config.discrete:
+            pi = jnp.exp(log_pi)
+            return jnp.sum(pi * cls.q_values(config, critic_params, obs).min(0), -1), jnp.sum(pi * log_pi, -1)
+        return cls.q_values(config, critic_params, obs, action).min(0), log_pi
 
     @classmethod
     def critic_target(cls, config, actor_params, target_critic_params, alpha, batch: Transition, rng):
-        """Soft TD target r + gamma (1 - terminated) V(s'), V(s') = E_a'[min_i Qbar_i(s', a') - alpha log pi(a'|s')];
-        exact over the actions when discrete (Christodoulou eq. 10), one reparameterised sample when continuous."""
-        if config.discrete:
-            log_pi = jax.nn.log_softmax(cls.actor(config).apply(actor_params, batch.next_obs))  # [batch, |A|]
-            q_next = cls.q_values(config, target_critic_params, batch.next_obs).min(0)  # [batch, |A|]
-            v_next = jnp.sum(jnp.exp(log_pi) * (q_next - alpha * log_pi), -1)
-        else:
-            next_action, log_pi = cls.sample_action(config, actor_params, batch.next_obs, rng)
-            v_next = cls.q_values(config, target_critic_params, batch.next_obs, next_action).min(0) - alpha * log_pi
-        return batch.reward + config.gamma * (1.0 - batch.terminated) * v_next
+        """Soft TD target r + gamma (1 - terminated) V(s'), V(s') = E_a'[min_i Qbar_i(s', a') - alpha log pi(a'|s')]."""
+        q, log_pi = cls.policy_expectations(config, actor_params, target_critic_params, batch.next_obs, rng)
+        return batch.reward + config.gamma * (1.0 - batch.terminated) * (q - alpha * log_pi)
 
     @classmethod
     def critic_loss(cls, config, critic_params, batch: Transition, target):
         """Sum over critics of the mean squared soft TD error (SAC eq. 5 with the factor 1/2)."""
-        if config.discrete:
-            q = cls.q_values(config, critic_params, batch.obs)  # [num_critics, batch, |A|]
+        q = cls.q_values(config, critic_params, batch.obs, None if config.discrete else batch.action)
+        if config.discrete:  # Q of the action taken, [num_critics, batch]
             q = jnp.take_along_axis(q, batch.action[None, :, None], -1).squeeze(-1)
-        else:
-            q = cls.q_values(config, critic_params, batch.obs, batch.action)  # [num_critics, batch]
         loss = 0.5 * jnp.mean((q - target) ** 2, axis=1).sum()
         return loss, {"qf_loss": loss, "qf_values": q.mean()}
 
     @classmethod
     def actor_loss(cls, config, actor_params, critic_params, alpha, obs, rng):
-        """E_s[ E_a~pi[alpha log pi(a|s) - min_i Q_i(s, a)] ] (SAC eq. 7; exact over actions when discrete, eq. 12).
-        Also returns the policy's entropy estimate, which the temperature loss needs."""
-        if config.discrete:
-            log_pi = jax.nn.log_softmax(cls.actor(config).apply(actor_params, obs))  # [batch, |A|]
-            q = jax.lax.stop_gradient(cls.q_values(config, critic_params, obs).min(0))  # [batch, |A|]
-            pi = jnp.exp(log_pi)
-            loss = jnp.sum(pi * (alpha * log_pi - q), -1).mean()
-            entropy = -jnp.sum(pi * log_pi, -1).mean()
-        else:
-            action, log_pi = cls.sample_action(config, actor_params, obs, rng)
-            q = cls.q_values(config, critic_params, obs, action).min(0)
-            loss = jnp.mean(alpha * log_pi - q)
-            entropy = -log_pi.mean()
-        return loss, {"actor_loss": loss, "entropy": jax.lax.stop_gradient(entropy)}
+        """E_s E_a~pi[alpha log pi(a|s) - min_i Q_i(s, a)] (SAC eq. 7, Christodoulou eq. 12); entropy -E log pi."""
+        q, log_pi = cls.policy_expectations(config, actor_params, critic_params, obs, rng)
+        loss = jnp.mean(alpha * log_pi - q)
+        return loss, {"actor_loss": loss, "entropy": jax.lax.stop_gradient(-log_pi.mean())}
 
     @classmethod
     def alpha_loss(cls, config, log_alpha, entropy):
-        """Temperature loss log(alpha) * (H - target) (SAC eq. 18 / Christodoulou eq. 11, in log alpha): alpha
-        falls while the policy's entropy H is above the target and rises while it is below."""
-        return log_alpha * (entropy - cls.target_entropy(config))
+        """log(alpha) (H - target) (SAC eq. 18, Christodoulou eq. 11): alpha falls while the entropy H > target."""
+        return log_alpha * (entropy - cls.target_entropy(config)), {}
 
     @classmethod
     def update(cls, config, train_state, batch: Transition, rng):
         """One gradient step on a batch: CRITICS, then ACTOR, then TEMPERATURE, then Polyak TARGETS."""
-        optimizer = cls.optimizer(config)
-        ts = train_state
+        ts, optimizer = train_state, cls.optimizer(config)
         rng_target, rng_actor = jax.random.split(rng)
         alpha = jnp.exp(ts.log_alpha)
 
+        def descend(loss, params, opt_state, *args):  # one optimiser step on loss(config, params, *args)
+            grads, metrics = jax.grad(loss, argnums=1, has_aux=True)(config, params, *args)
+            updates, opt_state = optimizer.update(grads, opt_state, params)
+            return optax.apply_updates(params, updates), opt_state, metrics
+
         target = cls.critic_target(config, ts.actor_params, ts.target_critic_params, alpha, batch, rng_target)
-        grads, critic_metrics = jax.grad(cls.critic_loss, argnums=1, has_aux=True)(
-            config, ts.critic_params, batch, jax.lax.stop_gradient(target))
-        updates, critic_opt_state = optimizer.update(grads, ts.critic_opt_state, ts.critic_params)
-        critic_params = optax.apply_updates(ts.critic_params, updates)
-
-        grads, actor_metrics = jax.grad(cls.actor_loss, argnums=1, has_aux=True)(
-            config, ts.actor_params, critic_params, alpha, batch.obs, rng_actor)
-        updates, actor_opt_state = optimizer.update(grads, ts.actor_opt_state, ts.actor_params)
-        actor_params = optax.apply_updates(ts.actor_params, updates)
-
-        grad = jax.grad(cls.alpha_loss, argnums=1)(config, ts.log_alpha, actor_metrics["entropy"])
-        updates, alpha_opt_state = optimizer.update(grad, ts.alpha_opt_state, ts.log_alpha)
-        log_alpha = optax.apply_updates(ts.log_alpha, updates)
-
+        critic_params, critic_opt_state, critic_metrics = descend(
+            cls.critic_loss, ts.critic_params, ts.critic_opt_state, batch, jax.lax.stop_gradient(target))
+        actor_params, actor_opt_state, actor_metrics = descend(
+            cls.actor_loss, ts.actor_params, ts.actor_opt_state, critic_params, alpha, batch.obs, rng_actor)
+        log_alpha, alpha_opt_state, _ = descend(
+            cls.alpha_loss, ts.log_alpha, ts.alpha_opt_state, actor_metrics["entropy"])
         target_critic_params = optax.incremental_update(critic_params, ts.target_critic_params, config.tau)
-        ts = ts.replace(actor_params=actor_params, critic_params=critic_params,
-                        target_critic_params=target_critic_params, log_alpha=log_alpha,
-                        actor_opt_state=actor_opt_state, critic_opt_state=critic_opt_state,
-                        alpha_opt_state=alpha_opt_state)
+        ts = ts.replace(actor_params=actor_params, critic_params=critic_params, log_alpha=log_alpha,
+                        target_critic_params=target_critic_params, actor_opt_state=actor_opt_state,
+                        critic_opt_state=critic_opt_state, alpha_opt_state=alpha_opt_state)
         return ts, {**critic_metrics, **actor_metrics, "alpha": alpha}
 
     @classmethod
-    def train_iteration(cls, config, train_state, recent: Transition, first_row):
-        """Take gradient_steps gradient steps on fresh batches, then STEP every env once with the updated policy.
-        Returns the new state and the new buffer row (the caller puts it in `recent`)."""
-        rng, rng_update = jax.random.split(train_state.rng)
-
-        def gradient_step(ts, rng):
-            rng_batch, rng_update = jax.random.split(rng)
-            return cls.update(config, ts, cls.sample_batch(config, ts, recent, first_row, rng_batch), rng_update)
-
-        train_state, metrics = jax.lax.scan(gradient_step, train_state.replace(rng=rng),
-                                            jax.random.split(rng_update, config.gradient_steps))
-        return cls.step_env(config, train_state, random=False)
-
-    @classmethod
     def train_block(cls, config, train_state):
-        """block_iterations training iterations. Their rows collect in a small `recent` block and go to the buffer
-        in one write at the end, so inside the loop the big buffer is only read (see the module docstring)."""
-        first_row = train_state.global_step // config.num_envs
-        buffer = train_state.buffer
-        recent = jax.tree_util.tree_map(
-            lambda buf: jnp.zeros((config.block_iterations,) + buf.shape[1:], buf.dtype), buffer)
+        """block_iterations iterations, each gradient_steps gradient steps then one STEP of every env with the updated
+        policy. New rows collect in `recent` and reach the ring in one write at the end (see the module docstring)."""
+        first_row, buffer = train_state.global_step // config.num_envs, train_state.buffer
+        recent = jax.tree.map(lambda buf: jnp.zeros((config.block_iterations,) + buf.shape[1:], buf.dtype), buffer)
 
         def iteration(i, carry):  # the buffer is a loop constant here, not part of the carry
             ts, recent = carry
-            ts, row = cls.train_iteration(config, ts.replace(buffer=buffer), recent, first_row)
-            recent = jax.tree_util.tree_map(lambda r, x: jax.lax.dynamic_update_index_in_dim(r, x, i, 0), recent, row)
+
+            def gradient_step(ts, rng):
+                rng_batch, rng_update = jax.random.split(rng)
+                return cls.update(config, ts, cls.sample_batch(config, ts, recent, first_row, rng_batch), rng_update)
+
+            rng, rng_update = jax.random.split(ts.rng)
+            ts, _ = jax.lax.scan(gradient_step, ts.replace(rng=rng, buffer=buffer),
+                                 jax.random.split(rng_update, config.gradient_steps))
+            ts, row = cls.step_env(config, ts, random=False)
+            recent = jax.tree.map(lambda r, x: jax.lax.dynamic_update_index_in_dim(r, x, i, 0), recent, row)
             return ts.replace(buffer=None), recent
 
         train_state, recent = jax.lax.fori_loop(0, config.block_iterations, iteration,
@@ -529,14 +452,13 @@ class SAC:
 
     @classmethod
     def warm_up(cls, config, train_state):
-        """learning_starts env steps with uniformly random actions, written to the buffer at once (the last
-        buffer_rows of them if they are more)."""
+        """learning_starts env steps with uniformly random actions, written to the ring at once (the last ones only if
+        they are more than it holds)."""
         train_state, rows = jax.lax.scan(lambda ts, _: cls.step_env(config, ts, random=True), train_state, None,
                                          length=config.warmup_iterations)
         keep = min(config.warmup_iterations, config.buffer_rows)
-        rows = jax.tree_util.tree_map(lambda x: x[-keep:], rows)
-        return train_state.replace(buffer=cls.write_rows(config, train_state.buffer, rows,
-                                                         config.warmup_iterations - keep))
+        rows, first_row = jax.tree.map(lambda x: x[-keep:], rows), config.warmup_iterations - keep
+        return train_state.replace(buffer=cls.write_rows(config, train_state.buffer, rows, first_row))
 
     @classmethod
     def eval_callback(cls, config, train_state, rng):
@@ -545,12 +467,10 @@ class SAC:
 
     @classmethod
     def train(cls, config, rng, resume=None, num_evals=None):
-        """Train one agent: returns (train_state, evaluation), evaluation stacked over num_evals + 1 points
-        (the first before any training, the next after warm-up and each eval interval). Pure and jittable; vmap it
-        over `rng` or over config leaves.
-        For checkpoints (cli.train_in_segments): `num_evals` stops after that many evaluation intervals, and
-        `resume=(train_state, evals_done)` continues from the train state of evaluation point `evals_done`;
-        `evaluation` then holds only the points this call produced."""
+        """Train one agent: returns (train_state, evaluation), evaluation stacked over num_evals + 1 points (before
+        any training, then after warm-up and each eval interval). Pure and jittable; vmap it over `rng` or config
+        leaves. For checkpoints (cli.train_in_segments): `num_evals` stops after that many intervals, and
+        `resume=(train_state, evals_done)` continues from evaluation point `evals_done`, returning only new points."""
         rng, rng_eval = jax.random.split(rng)
         callback = config.eval_callback if config.eval_callback is not None else cls.eval_callback
 
@@ -558,21 +478,19 @@ class SAC:
             return callback(config, ts, jax.random.fold_in(rng_eval, ts.global_step))
 
         def eval_interval(ts, _):
-            num_blocks = config.iterations_per_eval // config.block_iterations
-            ts = jax.lax.fori_loop(0, num_blocks, lambda _, ts: cls.train_block(config, ts), ts)
+            blocks = config.iterations_per_eval // config.block_iterations
+            ts = jax.lax.fori_loop(0, blocks, lambda _, ts: cls.train_block(config, ts), ts)
             return ts, evaluate(ts)
 
-        if resume is not None:
+        if resume is None:
+            train_state = cls.init(config, rng)
+            first = evaluate(train_state)
+            train_state, evals_done = cls.warm_up(config, train_state), 0
+        else:
             train_state, evals_done = resume
-            length = config.num_evals - evals_done if num_evals is None else num_evals
-            return jax.lax.scan(eval_interval, train_state, None, length=length)
-        train_state = cls.init(config, rng)
-        first = evaluate(train_state)
-        train_state = cls.warm_up(config, train_state)
-        length = config.num_evals if num_evals is None else num_evals
+        length = config.num_evals - evals_done if num_evals is None else num_evals
         train_state, rest = jax.lax.scan(eval_interval, train_state, None, length=length)
-        evaluation = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a[None], b]), first, rest)
-        return train_state, evaluation
+        return train_state, (rest if resume else jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), first, rest))
 
 
 train, make_act = SAC.train, SAC.make_act

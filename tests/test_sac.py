@@ -9,8 +9,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import cli
 import common
 import rejax_sac
+from gymnax.environments import spaces
+from default_probes import CHAIN, DiscreteTasks, task_params
+from probe_envs import TimeLimitEnv
 from rejax_sac import SAC, Config
 
 
@@ -35,12 +39,16 @@ def test_squashed_gaussian_log_prob_matches_numerical_change_of_variables():
 
 
 def test_squashed_gaussian_sample_is_bounded_and_consistent():
-    rng = jax.random.PRNGKey(0)
-    mean, log_std = jnp.full((1000, 3), 2.0), jnp.full((1000, 3), 1.0)
-    action, log_prob = rejax_sac.squashed_gaussian_sample(rng, mean, log_std)
-    assert action.shape == (1000, 3) and log_prob.shape == (1000,)
+    """SAC.sample_action (continuous) is tanh(u), u = mean + std * eps, with the log-probability of u's squashing."""
+    config = Config.make("Pendulum-v1")
+    params = constant_params(SAC.init(config, jax.random.PRNGKey(0)).actor_params, [2.0, 1.0])  # raw mean, log_std
+    obs, rng = jnp.zeros((1000, 3)), jax.random.PRNGKey(1)
+    action, log_prob = SAC.sample_action(config, params, obs, rng)
+    mean, log_std = SAC.network(config, True).apply(params, obs)
+    assert action.shape == (1000, 1) and log_prob.shape == (1000,)
     assert bool(jnp.all(jnp.abs(action) <= 1.0)) and bool(jnp.all(jnp.isfinite(log_prob)))
     u = mean + jnp.exp(log_std) * jax.random.normal(rng, mean.shape)
+    np.testing.assert_allclose(action, jnp.tanh(u), rtol=1e-6)
     np.testing.assert_allclose(log_prob, rejax_sac.squashed_gaussian_log_prob(u, mean, log_std), rtol=1e-5)
 
 
@@ -48,9 +56,9 @@ def constant_params(params, output):
     """Network params whose output is `output` for every observation: zero weights, last bias = output.
     `output` has a leading num_critics axis for critic ensembles."""
     params = jax.tree_util.tree_map(jnp.zeros_like, params)
-    mlp = params["params"]["MLP_0"]
-    last = sorted(mlp, key=lambda name: int(name.split("_")[1]))[-1]
-    mlp[last]["bias"] = jnp.asarray(output, jnp.float32)
+    layers = params["params"]
+    last = sorted(layers, key=lambda name: int(name.split("_")[1]))[-1]
+    layers[last]["bias"] = jnp.asarray(output, jnp.float32)
     return params
 
 
@@ -97,7 +105,7 @@ def test_discrete_actor_and_alpha_losses_hand_computed(discrete_setup):
     np.testing.assert_allclose(loss, -0.5 * ENTROPY - 1.75, rtol=1e-6)
     np.testing.assert_allclose(metrics["entropy"], ENTROPY, rtol=1e-6)
     # d/d(log alpha) of log_alpha * (H - 0.7 ln 2) = H - 0.7 ln 2 = 0.5623351 - 0.4852030 = 0.0771321
-    grad = jax.grad(SAC.alpha_loss, argnums=1)(config, jnp.array(0.0), metrics["entropy"])
+    grad, _ = jax.grad(SAC.alpha_loss, argnums=1, has_aux=True)(config, jnp.array(0.0), metrics["entropy"])
     np.testing.assert_allclose(grad, ENTROPY - 0.7 * math.log(2.0), rtol=1e-5)
     assert math.isclose(float(SAC.target_entropy(config)), 0.7 * math.log(2.0), rel_tol=1e-6)
 
@@ -120,7 +128,7 @@ def test_polyak_direction():
                                       ts.target_critic_params, new.critic_params)
     for a, b in zip(jax.tree_util.tree_leaves(new.target_critic_params), jax.tree_util.tree_leaves(expected)):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
-    assert "fraction MOVED" in common.field_docs(Config)["tau"]
+    assert "fraction MOVED" in cli.field_docs(Config)["tau"]
 
 
 def test_recent_block_samples_like_the_ring():
@@ -177,6 +185,43 @@ def test_config_errors(env, overrides, message):
     assert message in text and text.count(". ") == 0, text
 
 
+class UnboundedActions(TimeLimitEnv):
+    def action_space(self, params=None):
+        return spaces.Box(-jnp.inf, jnp.inf, (1,))
+
+
+def test_non_finite_action_bounds_are_refused():
+    """low + 0.5 (a + 1)(high - low) would turn every action into inf or NaN: refused with one sentence."""
+    with pytest.raises(ValueError) as error:
+        Config.make(UnboundedActions(continuous=True))
+    text = str(error.value)
+    assert "must be finite" in text and "give the env's action space finite bounds" in text, text
+    assert text.count(". ") == 0, text
+
+
+def test_total_env_steps_hand_computed():
+    """total_timesteps 10,001 with 4 envs and learning_starts 1,000: 250 warm-up iterations; eval_freq 3,999 is
+    rounded down to 999 iterations (3,996 steps); ceil(10,001 / 4) = 2,501 iterations, less 250 of warm-up, is 2,251,
+    rounded up to 3 intervals of 999: (250 + 2,997) * 4 = 12,988 env steps."""
+    config = Config.make("CartPole-v1", num_envs=4, learning_starts=1_000, total_timesteps=10_001, eval_freq=3_999)
+    assert (config.warmup_iterations, config.iterations_per_eval, config.num_evals) == (250, 999, 3)
+    assert config.total_env_steps == 12_988
+    assert "rounded up to whole evaluation intervals" in cli.field_docs(Config)["total_timesteps"]
+
+
+def test_observation_statistics_use_the_observation_acted_in():
+    """After one step the running statistics hold the observations the actions were taken in (those stored as
+    `obs`), not the next ones (which, after a reset, belong to another episode)."""
+    config = Config.make("Pendulum-v1", num_envs=4, normalize_observations=True)
+    ts = SAC.init(config, jax.random.PRNGKey(0))
+    new, transition = SAC.step_env(config, ts, random=True)
+    np.testing.assert_array_equal(transition.obs, ts.obs)
+    expected = common.RunningMeanStd.create(ts.obs.shape[1:]).update(ts.obs)
+    np.testing.assert_allclose(new.obs_stats.mean, expected.mean, rtol=1e-6)
+    np.testing.assert_allclose(new.obs_stats.var, expected.var, rtol=1e-6)
+    assert not np.allclose(new.obs_stats.mean, common.RunningMeanStd.create(ts.obs.shape[1:]).update(new.obs).mean)
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # Determinism and vmap equivalence (small budgets)
 # ---------------------------------------------------------------------------------------------------------------------
@@ -203,8 +248,8 @@ def test_determinism_and_vmap_equivalence(env):
     seed = common.select_seed((ts_v, ev_v), 1)
     for a, b in zip(jax.tree_util.tree_leaves(seed), jax.tree_util.tree_leaves((ts_a, ev_a))):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
-    assert not np.allclose(ts_v.actor_params["params"]["MLP_0"]["Dense_0"]["kernel"][0],
-                           ts_v.actor_params["params"]["MLP_0"]["Dense_0"]["kernel"][2])
+    assert not np.allclose(ts_v.actor_params["params"]["Dense_0"]["kernel"][0],
+                           ts_v.actor_params["params"]["Dense_0"]["kernel"][2])
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -230,3 +275,36 @@ def test_learns_cartpole_discrete():
     final = train_seeds(config, 4)[:, -1]
     print("CartPole-v1 final returns per seed:", final)
     assert final.mean() >= 475, final
+
+
+@pytest.mark.xfail(strict=False, reason=(
+    "issue 19's target (greedy mean >= -100 over 8 seeds, every seed >= -150) is not met (8 seeds: -289.7, worst -500): "
+    "about half the seeds' greedy policy never reaches the goal while their stochastic policy does; no swept setting "
+    "(init_alpha, target_entropy_scale, learning rate x tau, observation normalisation) fixed it, see benchmarks/sac.md"))
+def test_learns_acrobot_discrete():
+    """Acrobot-v1 at its tuned defaults, 4 seeds, against issue 19's target."""
+    config = Config.make("Acrobot-v1")
+    assert config.discrete
+    final = train_seeds(config, 4)[:, -1]
+    print("Acrobot-v1 final returns per seed:", final)
+    assert final.mean() >= -100 and final.min() >= -150, final
+
+
+def test_goal_chain_at_class_defaults_learns_true_values():
+    """The 6-state goal chain of tests/default_probes.py, which has no tuned entry, at the CLASS defaults: every seed
+    walks straight to the goal (0.96), and the critics hold the true values of stepping right, Q*(k, right) =
+    -0.01 (1 + ... + gamma^(3 - k)) + gamma^(4 - k), not values inflated toward alpha H / (1 - gamma) by an entropy
+    bonus that made staying look better than reaching the goal (issue 19: Q ~ 2.0 and a greedy return of -0.30)."""
+    config = Config.make(DiscreteTasks(), env_params=task_params(CHAIN), total_timesteps=6_000, eval_freq=5_000)
+    keys = jax.random.split(jax.random.PRNGKey(0), 4)
+    states, evaluation = jax.jit(jax.vmap(SAC.train, in_axes=(None, 0)))(config, keys)
+    final = np.asarray(evaluation["return"])[:, -1].mean(-1)
+    obs = jax.nn.one_hot(jnp.arange(5), 6)
+    q_right = np.stack([np.asarray(SAC.q_values(config, common.select_seed(states, i).critic_params, obs))
+                        for i in range(4)])[:, :, :, 1].min(1)  # [seed, state], min over critics
+    gamma, k = config.gamma, np.arange(5)
+    true = -0.01 * (1 - gamma ** (4 - k)) / (1 - gamma) + gamma ** (4 - k)
+    print(f"\nchain: final greedy return per seed {final}; alpha {np.exp(np.asarray(states.log_alpha))}\n"
+          f"Q(k, right) per seed:\n{q_right.round(3)}\ntrue: {true.round(3)}")
+    assert final.min() >= 0.95, final
+    np.testing.assert_allclose(q_right, np.broadcast_to(true, q_right.shape), atol=0.1)
