@@ -1,10 +1,6 @@
 """TD3 tests: config checks, the clipped double-Q target, the policy delay, determinism, vmap equivalence,
-the Ornstein-Uhlenbeck noise, the standalone file, and learning on Pendulum-v1 and MountainCarContinuous-v0."""
+the Ornstein-Uhlenbeck noise, and learning on Pendulum-v1 and MountainCarContinuous-v0."""
 
-import os
-import shutil
-import subprocess
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -17,7 +13,6 @@ from gymnax.environments.classic_control import Pendulum
 import rejax_td3
 from rejax_td3 import TD3, Config
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMALL = dict(total_timesteps=240, learning_starts=120, eval_freq=60, num_envs=2, policy_delay=3, gradient_steps=2,
              batch_size=16, buffer_size=400, hidden_layer_sizes=(16, 16), num_eval_episodes=2,
              normalize_observations=True)
@@ -231,29 +226,6 @@ def common_params(state, i):
 
 
 # --- the file alone -------------------------------------------------------------------------------------------------
-def test_standalone_file_runs_cli_and_api(tmp_path):
-    for name in ("rejax_td3.py", "common.py", "requirements.txt"):
-        shutil.copy(os.path.join(ROOT, name), tmp_path / name)
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    flags = ["--total-timesteps", "400", "--learning-starts", "100", "--eval-freq", "200", "--num-eval-episodes", "2",
-             "--batch-size", "16", "--hidden-layer-sizes", "16", "16"]
-    cli = subprocess.run([sys.executable, "rejax_td3.py", "--env", "Pendulum-v1", "--num-seeds", "2", "--out", "run",
-                          *flags], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-    assert cli.returncode == 0, cli.stderr[-3000:]
-    assert "final return" in cli.stdout
-    for name in ("config.json", "curves.csv", "summary.json", "learning_curve.png"):
-        assert (tmp_path / "run" / name).exists()
-    api = ("import jax, rejax_td3; "
-           "c = rejax_td3.Config.make('Pendulum-v1', total_timesteps=400, learning_starts=100, eval_freq=200, "
-           "num_eval_episodes=2, batch_size=16, hidden_layer_sizes=(16, 16)); "
-           "ts, ev = rejax_td3.train(c, jax.random.PRNGKey(0)); "
-           "act = rejax_td3.make_act(c, ts); print('api ok', ev['return'].shape, act(ts.obs[0], None).shape)")
-    out = subprocess.run([sys.executable, "-c", api], cwd=tmp_path, env=env, capture_output=True, text=True,
-                         timeout=300)
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert "api ok" in out.stdout and not (tmp_path / "rejax_ddpg.py").exists()
-
-
 # --- learning ---------------------------------------------------------------------------------------------------------
 def test_learns_pendulum():
     """Tuned defaults, 4 vmapped seeds, at most 20,000 env steps per seed."""
