@@ -1,7 +1,6 @@
 """DDPG tests: config checks, the TD target, one update per gradient step, determinism, vmap equivalence,
 the Ornstein-Uhlenbeck noise, and learning on Pendulum-v1."""
 
-
 import jax
 import jax.numpy as jnp
 import numpy as np

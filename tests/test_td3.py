@@ -1,7 +1,6 @@
 """TD3 tests: config checks, the clipped double-Q target, the policy delay, determinism, vmap equivalence,
 the Ornstein-Uhlenbeck noise, and learning on Pendulum-v1 and MountainCarContinuous-v0."""
 
-
 import jax
 import jax.numpy as jnp
 import numpy as np
