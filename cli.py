@@ -5,9 +5,11 @@ A run's story, in the order the functions below tell it:
   2. the config, and the grid of seeds x sweep settings (`make_config`, `sweep_grid`);
   3. placement: the run axis split over every device and host (`shard_runs`, `over_devices`);
   4. training: one jitted, vmapped call, or jitted segments with a checkpoint after each (`train_in_segments`),
-     reporting progress from inside the run at evaluation points (`Progress`, through `io_callback`);
-  5. gathering the runs back to the host (`unshard_runs`), the summary, the printed report;
-  6. the results folder (`save_results`) and wandb.
+     reporting progress and a divergence check from inside the run at evaluation points (`with_progress`,
+     `Progress`, through `io_callback`);
+  5. gathering the runs back to the host (`unshard_runs`), their statistics (IQM and mean with bootstrap intervals,
+     rliable-style; diverged runs left out), the summary and the printed report;
+  6. the results folder (`save_results`), wandb, and with --video an episode of the best run (`render_video`).
 `restore` loads a checkpoint for use in Python. The algorithm files reach this module only from their `__main__`;
 `common.py` and the algorithm files never import it.
 """
