@@ -1,12 +1,14 @@
 """The command-line run behind every `rejax_<algo>.py`: `python rejax_ppo.py --env CartPole-v1 --num-seeds 16`.
 
 A run's story, in the order the functions below tell it:
-  1. `main` parses the flags (every Config field, plus the run flags of `RunArgs`) and `run` takes it from there;
+  1. `main` parses the flags (every Config field, plus the run flags of `RunArgs`), gives jax one CPU device per
+     core and the compile cache (`use_cpu_cores`, `use_compile_cache`), and `run` takes it from there;
   2. the config, and the grid of seeds x sweep settings (`make_config`, `sweep_grid`);
   3. placement: the run axis split over every device and host (`shard_runs`, `over_devices`);
-  4. training: one jitted, vmapped call, or jitted segments with a checkpoint after each (`train_in_segments`),
-     reporting progress and a divergence check from inside the run at evaluation points (`with_progress`,
-     `Progress`, through `io_callback`);
+  4. training: two jitted programs vmapped over every run, one that starts the runs and one that trains an evaluation
+     interval, called once per interval (`compile_programs`, `train_in_segments`), with a checkpoint every N
+     intervals on request; after each, a small program reports every run's point and the divergence check through
+     `io_callback` to `Progress`, which prints the line;
   5. gathering the runs back to the host (`unshard_runs`), their statistics (IQM and mean with bootstrap intervals,
      rliable-style; diverged runs left out), the summary and the printed report;
   6. the results folder (`save_results`), wandb, and with --video an episode of the best run (`render_video`).
@@ -18,13 +20,15 @@ import ast
 import dataclasses
 import difflib
 import inspect
+import concurrent.futures
+import functools
 import itertools
 import json
 import os
 import sys
 import textwrap
 import time
-from typing import Annotated, Callable, Optional
+from typing import Annotated, Callable, NamedTuple, Optional
 
 import jax
 import jax.experimental
@@ -43,6 +47,8 @@ def main(algo: str, Config, train_fn, default_callback, description: str = ""):
 
     args = tyro.cli(make_args_class(Config), description=description)
     try:
+        use_cpu_cores(args)
+        use_compile_cache(args.compile_cache)
         _, _, summary = run(algo, Config, train_fn, default_callback, args)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -69,17 +75,20 @@ def run(algo: str, Config, train_fn, default_callback, args):
     per_run = run_inputs(args.seed, args.num_seeds, configs, sweep, len(settings))
     placed, padded = shard_runs(per_run, num_runs)
 
-    def train_one(inputs, **segment):  # segment: resume= and num_evals= when training in segments
+    def train_one(inputs, config, **segment):  # one run; segment: num_evals= and resume= (see Programs)
         swept = {name: inputs[name] for name in sweep}
-        run_config = with_progress(config.replace(**swept), inputs["index"], progress, default_callback)
-        return train_fn(run_config, inputs["key"], **segment)
+        return train_fn(with_run_facts(config.replace(**swept), default_callback), inputs["key"], **segment)
 
     announce(algo, args, config, len(settings), num_runs, padded, out)
+    programs, compile_time = compile_programs(train_one, placed, config, progress)
+    print(f"compiled in {compile_time:.1f}s; training...", flush=True)
+    start = time.perf_counter()
     if args.checkpoint_every is not None or args.resume is not None:
-        compile_time, train_time, train_state, evaluation = train_with_checkpoints(
-            args, algo, config, sweep, out, train_one, placed, per_run, num_runs)
+        train_state, evaluation = train_with_checkpoints(args, algo, config, sweep, out, programs, train_one, placed,
+                                                         per_run, num_runs)
     else:
-        compile_time, train_time, train_state, evaluation = train_in_one_call(train_one, placed)
+        train_state, evaluation = train_in_segments(programs, placed, config)
+    train_time = time.perf_counter() - start
     train_state, evaluation = unshard_runs((train_state, evaluation), num_runs)
     steps = np.asarray(evaluation.pop("env_steps")[0]) if "env_steps" in evaluation else None
     summary = summarize(algo, args, config, sweep, settings, evaluation, steps, compile_time, train_time)
@@ -124,11 +133,43 @@ class RunArgs:
     """After training, render one deterministic evaluation episode of the best run (or of --video-seed) into the results folder: a GIF for gymnax envs with a renderer (CartPole, Acrobot, Pendulum, MountainCar, MinAtar, ...), brax's HTML viewer for brax/<name>."""
     video_seed: Optional[int] = None
     """With --video: the seed index (0 = --seed) to render, in the best sweep setting; default: the run with the best final return."""
+    cpu_devices: Optional[int] = None
+    """On a CPU: how many jax devices split the runs, each training its share vmapped on about one core, side by side. Default: one per core this process may use, at most one per run; 1 puts every run on one device. (Results do not depend on it: see the README.) Ignored when XLA_FLAGS sets --xla_force_host_platform_device_count."""
+    compile_cache: str = os.environ.get("REJAX_COMPILE_CACHE", os.path.join("~", ".cache", "rejax", "jax"))
+    """Folder where compiled training programs are kept, so that a rerun, also with other numeric hyperparameters, loads them instead of compiling; 'off' compiles every time. The default can be moved (or turned off) with the REJAX_COMPILE_CACHE environment variable."""
     sweep: tuple[str, ...] = ()
     """Train several values of a numeric hyperparameter in the same jitted call: NAME=V1,V2,... (e.g. learning_rate=3e-4,1e-3); repeat the flag for a grid, every combination x every seed."""
 
 
-NOT_FLAGS = ("env", "env_params", "eval_callback")  # Config fields set from --env or only from Python
+NOT_FLAGS = ("env", "env_params", "eval_callback")
+
+
+def use_cpu_cores(args):
+    """On a CPU, one jax device per core (`--cpu-devices`), at most one per run. XLA:CPU runs a vmapped program on
+    about one core whatever the machine has; split over devices, the runs train side by side. jax must be told before
+    anything starts its backend, so this runs first in `main`; when the backend is already up (`run` called from
+    Python) or XLA_FLAGS sets the count, the devices stay as they are."""
+    if "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", ""):
+        return
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    runs = args.num_seeds * int(np.prod([len(values) for values in parse_sweep(args.sweep).values()]))
+    count = args.cpu_devices if args.cpu_devices is not None else min(cores, runs)
+    if count < 1:
+        raise ValueError(f"--cpu-devices must be at least 1, got {count}.")
+    try:
+        jax.config.update("jax_num_cpu_devices", count)
+    except RuntimeError:  # the backend has started: keep its devices
+        pass
+
+
+def use_compile_cache(folder: str):
+    """Keep compiled programs in `folder` (jax's persistent compilation cache; 'off': none). Entries are keyed by the
+    program, the jax version and the machine, so a stale one is never used; programs that compile in under 0.2 s are
+    not kept."""
+    if folder.strip().lower() in ("off", "none", ""):
+        return
+    jax.config.update("jax_compilation_cache_dir", os.path.expanduser(folder))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)  # Config fields set from --env or only from Python
 
 
 def field_docs(cls) -> dict:
@@ -287,6 +328,12 @@ def device_mesh():
     return jax.sharding.Mesh(np.array(devices), ("runs",)) if len(devices) > 1 else None
 
 
+def run_sharding():
+    """Where arrays with a leading run axis live: split over `device_mesh()` along it (None: the one device)."""
+    mesh = device_mesh()
+    return None if mesh is None else jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("runs"))
+
+
 def shard_runs(arrays: dict, num_runs: int):
     """Place per-run host arrays (leading axis = run) on every device: the run axis padded to a multiple of the
     device count with copies of the last run, then split over `device_mesh()`. One device: unpadded, unsharded.
@@ -298,7 +345,7 @@ def shard_runs(arrays: dict, num_runs: int):
     if mesh is None:
         return {k: jnp.asarray(v) for k, v in arrays.items()}, num_runs
     padded = -(-num_runs // mesh.size) * mesh.size
-    sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("runs"))
+    sharding = run_sharding()
     placed = {}
     for key, value in arrays.items():
         value = np.concatenate([value, np.repeat(value[-1:], padded - num_runs, axis=0)])
@@ -343,35 +390,87 @@ def local_runs(num_runs: int) -> list:
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# 5. Training, with progress reported from inside the run
+# 5. Training: one program starts the runs, another trains one evaluation interval; progress is reported between them
 # ---------------------------------------------------------------------------------------------------------------------
-def train_in_one_call(train_one, placed):
-    """Compile, then train every run in one call. Returns `(compile_time, train_time, train_state, evaluation)`."""
-    start = time.perf_counter()
-    compiled = jax.jit(over_devices(train_one)).lower(placed).compile()
-    compile_time = time.perf_counter() - start
-    print(f"compiled in {compile_time:.1f}s; training...", flush=True)
-    start = time.perf_counter()
-    train_state, evaluation = jax.block_until_ready(compiled(placed))
-    return compile_time, time.perf_counter() - start, train_state, evaluation
+class Programs(NamedTuple):
+    start: Callable  # (inputs, config) -> (train_state, evaluation): initialise, warm up, first evaluation point
+    interval: Callable  # (inputs, config, train_state, evals_done) -> (train_state, evaluation): one interval
+    report: Callable  # (index, evaluation) -> the latest point to `Progress` on the host, through io_callback
 
 
-def with_progress(config, run_index, progress: "Progress", algo_callback):
-    """Wrap the config's callback so that every evaluation point also reports to `progress` on the host."""
+def compile_programs(train_one, inputs, config, progress) -> tuple:
+    """Jit and compile the run's programs (vmapped over runs, split over devices), the two training ones side by side:
+    XLA:CPU compiles a program on one core. Returns `(programs, compile_seconds)`.
+
+    Why three programs and not one call with the progress callback inside: jax writes no persistent cache entry for a
+    program that holds a host callback, so the training programs hold none and a rerun loads them from the disk
+    cache (`use_compile_cache`); the config is an input, so a rerun with other numeric hyperparameters does too.
+    The io_callback lives in `report`, small, compiled anew each run."""
+    began = time.perf_counter()
+    start = jax.jit(over_devices(lambda i, c: train_one(i, c, num_evals=0), in_axes=(0, None)))
+    interval = jax.jit(over_devices(lambda i, c, s, n: train_one(i, c, resume=(s, n), num_evals=1),
+                                    in_axes=(0, None, 0, None)), donate_argnums=2)
+    report = jax.jit(over_devices(functools.partial(report_progress, progress), in_axes=(0, 0)))
+    state, evaluation = jax.eval_shape(start, inputs, config)
+    sharding = run_sharding()
+    state = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), state)
+    lowered = [start.lower(inputs, config), interval.lower(inputs, config, state, jnp.int32(0))]
+    with concurrent.futures.ThreadPoolExecutor(len(lowered)) as pool:
+        compiled = list(pool.map(lambda program: program.compile(), lowered))
+    compiled.append(report.lower(inputs["index"], evaluation).compile())
+    return Programs(*compiled), time.perf_counter() - began
+
+
+def train_in_segments(programs: Programs, inputs, config, save: Optional[Callable] = None, every: int = 1,
+                      resume=None):
+    """Train every run: `programs.start`, then `programs.interval` once per evaluation interval up to
+    `config.num_evals`, each point reported as it is made (the host loop only queues work: the devices never wait for
+    it). With `save`, `save(train_state, evaluation, evals_done)` runs every `every` intervals and at the end.
+
+    A run executes the same two programs whether it checkpoints, resumes from `resume=(train_state, evaluation,
+    evals_done)` or neither, so all three end bit-identical. Returns `(train_state, evaluation)`, evaluation stacked
+    over points on axis 1."""
+    if resume is None:
+        train_state, first = programs.start(inputs, config)
+        programs.report(inputs["index"], first)
+        points, evals_done = [first], 0
+    else:
+        train_state, evaluation, evals_done = resume
+        points = [evaluation]
+    while evals_done < config.num_evals:
+        train_state, point = programs.interval(inputs, config, train_state, jnp.int32(evals_done))
+        programs.report(inputs["index"], point)
+        points.append(point)
+        evals_done += 1
+        if save is not None and (evals_done % every == 0 or evals_done == config.num_evals):
+            points = [stack_points(points)]
+            save(train_state, points[0], evals_done)
+    return jax.block_until_ready((train_state, stack_points(points)))
+
+
+def stack_points(points: list):
+    """Evaluation pytrees of consecutive points, joined along the point axis (axis 1; axis 0 is the run)."""
+    return jax.tree_util.tree_map(lambda *xs: jnp.concatenate(xs, axis=1), *points) if len(points) > 1 else points[0]
+
+
+def with_run_facts(config, algo_callback):
+    """Make every evaluation point also record the env step and whether the train state is still finite."""
     callback = config.eval_callback if config.eval_callback is not None else algo_callback
 
-    def callback_with_progress(config, train_state, rng):
+    def callback_with_facts(config, train_state, rng):
         out = callback(config, train_state, rng)
-        eval_return = jnp.mean(out["return"]) if isinstance(out, dict) and "return" in out else jnp.nan
-        train_return = out.get("train_return", jnp.nan) if isinstance(out, dict) else jnp.nan
-        finite = all_finite(train_state)
-        jax.experimental.io_callback(
-            progress.record, jax.ShapeDtypeStruct((), jnp.int32), run_index, train_state.global_step,
-            eval_return, train_return, finite,
-        )
-        return {**out, "env_steps": train_state.global_step, "finite": finite} if isinstance(out, dict) else out
+        return {**out, "env_steps": train_state.global_step, "finite": all_finite(train_state)}
 
-    return config.replace(eval_callback=callback_with_progress)
+    return config.replace(eval_callback=callback_with_facts)
+
+
+def report_progress(progress: "Progress", index, evaluation):
+    """One run's latest evaluation point, sent to `progress.record` on the host (inside the `report` program)."""
+    point = jax.tree_util.tree_map(lambda x: x[-1], evaluation)
+    eval_return = jnp.mean(point["return"]) if "return" in point else jnp.nan
+    return jax.experimental.io_callback(progress.record, jax.ShapeDtypeStruct((), jnp.int32), index,
+                                        point["env_steps"], eval_return, point.get("train_return", jnp.nan),
+                                        point["finite"])
 
 
 def all_finite(train_state):
@@ -485,18 +584,16 @@ def nanmean(values) -> float:
 CHECKPOINT_FORMAT = "rejax-checkpoint-1"
 
 
-def train_with_checkpoints(args, algo, config, sweep, out, train_one, placed, per_run, num_runs):
-    """The training call of `run` with --checkpoint-every / --resume: jitted segments, a checkpoint after each.
-    Returns `(None, train_time, train_state, evaluation)`: the compile time is inside the train time."""
+def train_with_checkpoints(args, algo, config, sweep, out, programs, train_one, placed, per_run, num_runs):
+    """The training of `run` with --checkpoint-every / --resume: the same programs, a checkpoint every N env steps."""
     every_steps = args.checkpoint_every if args.checkpoint_every is not None else config.total_env_steps
     every = max(1, round(every_steps / steps_per_eval(config)))
     path = os.path.join(out, "checkpoint.msgpack")
     meta = {"algorithm": algo, "env": args.env, "env_kwargs": args.env_kwargs, "num_seeds": args.num_seeds,
-            "seed": args.seed, "sweep": sweep, "checkpoint_every": args.checkpoint_every,
-            "config": config_to_dict(config)}
+            "seed": args.seed, "sweep": sweep, "config": config_to_dict(config)}
     resume = None
     if args.resume is not None:
-        resume = resume_from(args.resume, meta, train_one, placed, per_run, num_runs)
+        resume = resume_from(args.resume, meta, train_one, config, placed, per_run, num_runs)
         print(f"resuming from {args.resume} at evaluation point {resume[2]} of {config.num_evals} "
               f"(env step {resume[2] * steps_per_eval(config):,} after any warm-up)", flush=True)
 
@@ -504,17 +601,13 @@ def train_with_checkpoints(args, algo, config, sweep, out, train_one, placed, pe
         save_checkpoint(path, unshard_runs(train_state, num_runs), unshard_runs(evaluation, num_runs), evals_done,
                         meta)
 
-    print(f"training in segments of {every * steps_per_eval(config):,} env steps, a checkpoint after each in {path} "
-          "(compile time included in the training time)", flush=True)
-    start = time.perf_counter()
-    train_state, evaluation = train_in_segments(train_one, placed, config.num_evals, every, save, resume,
-                                                batched=over_devices)
-    return None, time.perf_counter() - start, train_state, evaluation
+    print(f"a checkpoint every {every * steps_per_eval(config):,} env steps and at the end, in {path}", flush=True)
+    return train_in_segments(programs, placed, config, save, every, resume)
 
 
-def resume_from(path: str, meta: dict, train_one, placed, per_run, num_runs: int):
+def resume_from(path: str, meta: dict, train_one, config, placed, per_run, num_runs: int):
     """A checkpoint's `(train_state, evaluation, evals_done)`, placed on the devices like the run's inputs."""
-    like = jax.eval_shape(jax.vmap(lambda inputs: train_one(inputs, num_evals=0)), per_run)[0]
+    like = jax.eval_shape(jax.vmap(lambda inputs: train_one(inputs, config, num_evals=0)), per_run)[0]
     train_state, evaluation, evals_done = load_checkpoint(path, like, meta)
     leaves, treedef = jax.tree_util.tree_flatten(train_state)
     placed_leaves, _ = shard_runs({str(i): np.asarray(leaf) for i, leaf in enumerate(leaves)}, num_runs)
@@ -523,44 +616,6 @@ def resume_from(path: str, meta: dict, train_one, placed, per_run, num_runs: int
     evaluation = jax.tree_util.tree_map(  # padding runs repeat the last run, as in shard_runs
         lambda x: np.concatenate([x, np.repeat(x[-1:], padded - num_runs, 0)]), evaluation)
     return train_state, evaluation, evals_done
-
-
-def train_in_segments(train_one, inputs, num_evals: int, every: int, save: Callable, resume=None,
-                      batched: Callable = jax.vmap):
-    """Train every run (`train_one(inputs, resume=..., num_evals=...)`, mapped over the leading axis of `inputs` by
-    `batched(fn, in_axes)`: jax.vmap, or `over_devices` to split the runs over devices) in jitted segments of `every`
-    evaluation intervals, calling `save(train_state, evaluation, evals_done)` after each.
-
-    The first call initialises (and warms up) every run and makes the first evaluation; each later call continues the
-    train states for `every` intervals (the last one for what is left). All segments of one length are one compiled
-    program whose start point is an argument, so a run resumed from `resume=(train_state, evaluation, evals_done)`
-    executes exactly the programs the uninterrupted run executes and ends bit-identical to it. (One jitted call with
-    the checkpoint written from inside through a host callback cannot promise that: jax refuses host callbacks under
-    a vmapped `cond`, and a resumed run compiled as a different program rounds differently.)
-    Returns `(train_state, evaluation)`, evaluation as numpy arrays [run, point, ...].
-    """
-    segments = {}
-
-    def segment(length):
-        if length not in segments:
-            def run_segment(inputs, train_state, evals_done):
-                return train_one(inputs, resume=(train_state, evals_done), num_evals=length)
-
-            segments[length] = jax.jit(batched(run_segment, in_axes=(0, 0, None)), donate_argnums=1)
-        return segments[length]
-
-    if resume is None:
-        train_state, evaluation = jax.jit(batched(lambda inputs: train_one(inputs, num_evals=0), in_axes=(0,)))(inputs)
-        evaluation, evals_done = jax.tree_util.tree_map(np.asarray, evaluation), 0
-    else:
-        train_state, evaluation, evals_done = resume
-    while evals_done < num_evals:
-        length = min(every, num_evals - evals_done)
-        train_state, new = segment(length)(inputs, train_state, jnp.int32(evals_done))
-        evaluation = jax.tree_util.tree_map(lambda a, b: np.concatenate([a, np.asarray(b)], 1), evaluation, new)
-        evals_done += length
-        save(train_state, evaluation, evals_done)
-    return train_state, evaluation
 
 
 def save_checkpoint(path: str, train_state, evaluation, evals_done: int, meta: dict):
@@ -610,7 +665,7 @@ def load_checkpoint(path: str, like, meta: dict):
 
     saved = read_checkpoint(path)
     saved_meta = saved["meta"]
-    for key in ("algorithm", "env", "num_seeds", "seed", "sweep", "checkpoint_every"):
+    for key in ("algorithm", "env", "num_seeds", "seed", "sweep"):
         if saved_meta.get(key) != meta.get(key):
             raise ValueError(f"Checkpoint {path} was written with {key} {saved_meta.get(key)!r} but this run has "
                              f"{meta.get(key)!r}; resume with the settings of the run that wrote it.")

@@ -43,8 +43,6 @@ if os.environ.get("JAX_COORDINATOR_ADDRESS") or os.environ.get("REJAX_DISTRIBUTE
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
-from gymnax.environments import environment as gymnax_environment
-from gymnax.environments import spaces as gymnax_spaces
 
 ALGORITHMS = ("ppo", "dqn", "sac", "ddpg", "td3")
 DISCRETE_ALGORITHMS = ("ppo", "dqn", "sac")
@@ -91,7 +89,30 @@ class BraxParams:
     max_steps_in_episode: int = 1000
 
 
-class BraxEnv(gymnax_environment.Environment):
+class Adapter:
+    """The gymnax 1.x interface around another suite's environment: a subclass gives `reset_env` and `step_env`
+    (its `done` is a termination) and a state with a `time` field; `step` adds the time limit as a truncation, resets
+    finished episodes, and returns `terminated` and `truncated` apart with `info["final_observation"]`, as gymnax's
+    own `Environment.step` does. Restated here, not inherited, because importing gymnax takes 1.2 s and starts jax's
+    backend, and the command line must choose the number of CPU devices before that (and `--help` stays quick)."""
+
+    def reset(self, key, params=None):
+        return self.reset_env(key, self.default_params if params is None else params)
+
+    def step(self, key, state, action, params=None):
+        params = self.default_params if params is None else params
+        key_step, key_reset = jax.random.split(key)
+        obs_step, state_step, reward, terminated, info = self.step_env(key_step, state, action, params)
+        truncated = state_step.time >= params.max_steps_in_episode
+        done = terminated | truncated
+        obs_reset, state_reset = self.reset_env(key_reset, params)
+        state = jax.tree_util.tree_map(lambda r, s: jax.lax.select(done, r, s), state_reset, state_step)
+        obs = jax.tree_util.tree_map(lambda r, s: jax.lax.select(done, r, s), obs_reset, obs_step)
+        info = {**info, "terminated": terminated, "truncated": truncated, "final_observation": obs_step}
+        return obs, state, reward, terminated, truncated, info
+
+
+class BraxEnv(Adapter):
     """A brax environment behind the gymnax 1.x interface (a pytree state with `time`, `step` returning
     `terminated` and `truncated` apart). brax's own `done` is a termination (e.g. the hopper fell); the time limit
     is a truncation handled by gymnax's `step` through `state.time`, so it is bootstrapped.
@@ -102,7 +123,6 @@ class BraxEnv(gymnax_environment.Environment):
 
     def __init__(self, name: str, backend: str = None, episode_length: int = 1000, action_repeat: int = 1,
                  **kwargs):
-        super().__init__()
         if name not in BRAX_ENVS:
             close = difflib.get_close_matches(name, BRAX_ENVS, n=1)
             hint = f"did you mean 'brax/{close[0]}'? " if close else ""
@@ -147,10 +167,14 @@ class BraxEnv(gymnax_environment.Environment):
         return self.env.action_size
 
     def action_space(self, params=None):
-        return gymnax_spaces.Box(-1.0, 1.0, (self.env.action_size,))
+        from gymnax.environments import spaces
+
+        return spaces.Box(-1.0, 1.0, (self.env.action_size,))
 
     def observation_space(self, params=None):
-        return gymnax_spaces.Box(-jnp.inf, jnp.inf, (self.env.observation_size,))
+        from gymnax.environments import spaces
+
+        return spaces.Box(-jnp.inf, jnp.inf, (self.env.observation_size,))
 
 
 def resolve_env(env, env_params=None, env_kwargs=None):

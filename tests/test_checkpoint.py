@@ -58,6 +58,14 @@ def test_killed_run_resumes_bit_identical(algo, tmp_path):
     assert a_done == b_done == num_evals and len(a) == len(b)
     for x, y in zip(a, b):
         np.testing.assert_array_equal(x, y)  # bit for bit: parameters, optimiser states, buffers, rng, step counter
+    if algo == "ppo":  # checkpoints change nothing: the same run without them ends with the same curves
+        plain = [arg for arg in RUNS[algo] if arg not in ("--checkpoint-every", "10000")]
+        script = os.path.join(ROOT, "rejax_ppo.py")
+        free = subprocess.run([sys.executable, script, *plain, "--out", str(tmp_path / "free")], capture_output=True,
+                              text=True, timeout=600)
+        assert free.returncode == 0, free.stderr[-2000:]
+        curves = [json.loads((folder / "curves.json").read_text()) for folder in (whole, tmp_path / "free")]
+        assert curves[0]["eval_return"] == curves[1]["eval_return"]
     whole_curve = json.loads((whole / "curves.json").read_text())
     assert json.loads((killed / "curves.json").read_text()) == whole_curve  # evaluation history included
 

@@ -30,9 +30,9 @@ def test_both_xla_flags_reach_the_backend():
 
 
 def test_four_devices_equal_one_device_with_padding(tmp_path):
-    # 3 seeds x 2 settings = 6 runs over 4 devices: padded to 8, the padding dropped again.
-    result = subprocess.run([sys.executable, os.path.join(ROOT, "rejax_ppo.py"), *FLAGS, "--out", str(tmp_path / "four")],
-                            cwd=ROOT, env=four_devices(), capture_output=True, text=True, timeout=300)
+    # 3 seeds x 2 settings = 6 runs over 4 devices (--cpu-devices): padded to 8, the padding dropped again.
+    result = subprocess.run([sys.executable, os.path.join(ROOT, "rejax_ppo.py"), *FLAGS, "--cpu-devices", "4", "--out",
+                             str(tmp_path / "four")], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "sharded over 4 devices (2 padding runs)" in result.stdout
     args = cli.make_args_class(Config)(

@@ -42,12 +42,13 @@ def swept(tmp_path_factory):
 
 def test_sweep_equals_the_six_single_runs(swept):
     _, (train_state, evaluation, _) = swept
-    # As in the sweep, the swept leaf is an input of the compiled program and the other hyperparameters constants.
+    # As in the CLI, the whole config is an input of the compiled program (constants would be folded otherwise).
     config = Config.make("CartPole-v1", **SMALL)
-    single = jax.jit(lambda learning_rate, rng: rejax_ppo.train(config.replace(learning_rate=learning_rate), rng))
+    single = jax.jit(rejax_ppo.train)
     for g, learning_rate in enumerate(LEARNING_RATES):
         for i in range(2):  # run g * num_seeds + i: setting g, seed 5 + i
-            state, expected = single(jnp.float32(learning_rate), jax.random.PRNGKey(5 + i))
+            swept = config.replace(learning_rate=jnp.float32(learning_rate))
+            state, expected = single(swept, jax.random.PRNGKey(5 + i))
             got = common.select_seed((train_state.params, evaluation["return"]), g * 2 + i)
             for x, y in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves((state.params, expected["return"]))):
                 np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
