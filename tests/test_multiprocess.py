@@ -25,7 +25,8 @@ def free_port() -> int:
 def test_two_processes_equal_one_process(tmp_path):
     address = f"localhost:{free_port()}"
     processes = [subprocess.Popen(
-        [sys.executable, os.path.join(ROOT, "rejax_ppo.py"), *FLAGS, "--out", str(tmp_path / "two")], cwd=ROOT,
+        [sys.executable, os.path.join(ROOT, "rejax_ppo.py"), *FLAGS, "--cpu-devices", "1", "--out", str(tmp_path / "two")],
+        cwd=ROOT,
         env={**os.environ, "JAX_COORDINATOR_ADDRESS": address, "JAX_NUM_PROCESSES": "2", "JAX_PROCESS_ID": str(i)},
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
     outputs = [p.communicate(timeout=300) for p in processes]

@@ -1,0 +1,188 @@
+"""The whole command, as a user waits for it: from launch to the results saved, first run and rerun.
+
+For PPO, DQN and SAC on CartPole-v1 with 16 seeds:
+  ours, defaults   `python rejax_<algo>.py --env CartPole-v1 --num-seeds 16`: our tuned defaults, results folder, plot;
+  ours, same hp    the same command with PyPI rejax's tuned CartPole-v1 hyperparameters given as flags;
+  rejax            a script doing the job with PyPI rejax 0.1.3 and its tuned config (rejax has no command line):
+                   jit(vmap(train)) over 16 seeds with its default evaluation, the final returns saved to a file.
+Each of ours runs first with an empty compile cache (the first run) and then again (the rerun, which loads the
+compiled training programs from the cache); rejax keeps no cache, so each of its runs is a first run. Every command
+is a fresh process, so imports count. The compile seconds are what each side prints (ours: lowering and compiling
+both training programs, side by side; rejax: lower + compile of its one program).
+
+rejax 0.1.3 is benchmark-only: `pip install rejax==0.1.3 --no-deps chex`. Its networks module imports distrax, whose
+tensorflow-probability does not import under jax 0.10, so the rejax job registers a stand-in distrax with the two
+classes its discrete agents use (Categorical, EpsilonGreedy), and gives rejax gymnax's older 5-tuple step.
+
+Run: python benchmarks/whole_command.py [--algos ppo dqn sac] [--repeats 1]   (results: benchmarks/whole_command.md)
+"""
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import types
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+SEEDS = 16
+
+# PyPI rejax's tuned CartPole-v1 configs as our flags (benchmarks/rejax_configs.py holds its own; the mapping of names
+# and of Polyak averaging is explained in bench_ppo.py, bench_dqn.py and bench_sac.py).
+SAME_HP = {
+    "ppo": dict(activation="tanh", num_envs=5, num_steps=100, num_epochs=5, num_minibatches=5, learning_rate=0.00075,
+                max_grad_norm=0.5, total_timesteps=100_000, eval_freq=1000, gamma=0.99, gae_lambda=0.95, clip_eps=0.2,
+                ent_coef=0.01, vf_coef=0.5, anneal_lr=False, normalize_observations=False),
+    "dqn": dict(num_envs=10, train_freq=1, gradient_steps=5, batch_size=100, buffer_size=50_000, learning_starts=5_000,
+                learning_rate=1e-3, max_grad_norm=10.0, tau=0.02, target_update_freq=1, eps_start=1.0, eps_end=0.05,
+                exploration_fraction=0.5, gamma=0.99, double=True, dueling=True, loss="mse", activation="swish",
+                hidden_layer_sizes=(64, 64), normalize_observations=False, total_timesteps=100_000, eval_freq=2500),
+    "sac": dict(num_envs=5, buffer_size=10_000, batch_size=256, learning_starts=1000, gradient_steps=2,
+                learning_rate=1e-3, gamma=0.99, tau=1.0 - 0.95 ** 0.5, total_timesteps=50_000, eval_freq=500,
+                activation="tanh", hidden_layer_sizes=(64, 64), num_critics=2, normalize_observations=False,
+                max_grad_norm=float("inf"), init_alpha=1.0, target_entropy_scale=0.7),
+}
+
+
+def flags(overrides: dict) -> list:
+    out = []
+    for name, value in overrides.items():
+        values = [str(v) for v in value] if isinstance(value, tuple) else [str(value)]
+        out += [f"--{name.replace('_', '-')}", *values]
+    return out
+
+
+def timed(command: list) -> tuple:
+    """Run a command to its end; return (wall seconds, stdout). A failed command stops the benchmark."""
+    start = time.perf_counter()
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    if result.returncode != 0:
+        sys.exit(f"{' '.join(command)} failed:\n{result.stderr[-3000:]}")
+    return wall, result.stdout
+
+
+def ours(algo: str, extra: list, cache: str, out: str) -> dict:
+    wall, stdout = timed([sys.executable, f"rejax_{algo}.py", "--env", "CartPole-v1", "--num-seeds", str(SEEDS),
+                          *extra, "--compile-cache", cache, "--out", out])
+    compile_s = float(re.search(r"compiled in ([\d.]+)s", stdout).group(1))
+    final = json.load(open(os.path.join(out, "summary.json")))["final_return_mean"]
+    return {"wall": wall, "compile": compile_s, "final": final}
+
+
+def theirs(algo: str, out: str) -> dict:
+    wall, _ = timed([sys.executable, os.path.abspath(__file__), "--rejax-job", algo, "--out", out])
+    job = json.load(open(os.path.join(out, "rejax.json")))
+    return {"wall": wall, "compile": job["compile"], "final": job["final"]}
+
+
+def rejax_job(algo: str, out: str):
+    """What a user of PyPI rejax writes: its tuned config, 16 seeds in one jitted vmapped call, results saved."""
+    install_distrax_stand_in()
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    import rejax
+    from gymnax import make
+    from rejax_configs import CONFIGS
+
+    config = {k: v for k, v in CONFIGS[(algo, "CartPole-v1")].items() if k != "env"}
+    env, env_params = make("CartPole-v1")
+    algo_cls = {"ppo": rejax.PPO, "dqn": rejax.DQN, "sac": rejax.SAC}[algo]
+    agent = algo_cls.create(env=FiveTupleStep(env), env_params=env_params, **config)
+    keys = jax.random.split(jax.random.PRNGKey(0), SEEDS)
+    start = time.perf_counter()
+    compiled = jax.jit(jax.vmap(agent.train)).lower(keys).compile()
+    compile_s = time.perf_counter() - start
+    _, (_, returns) = jax.block_until_ready(compiled(keys))  # rejax's evaluation: (lengths, returns)
+    final = np.asarray(returns)[:, -1].mean(-1)
+    os.makedirs(out, exist_ok=True)
+    np.save(os.path.join(out, "final_returns.npy"), final)
+    json.dump({"compile": compile_s, "final": float(jnp.mean(final))}, open(os.path.join(out, "rejax.json"), "w"))
+
+
+class FiveTupleStep:
+    """gymnax 1.0.1's env seen through the 5-tuple step rejax 0.1.3 unpacks (done = terminated | truncated)."""
+
+    def __init__(self, env):
+        self.env = env
+
+    def __getattr__(self, name):  # everything but step is the wrapped env's ("env" guarded for copy/deepcopy)
+        if name == "env":
+            raise AttributeError(name)
+        return getattr(self.env, name)
+
+    def step(self, key, state, action, params=None):
+        obs, state, reward, terminated, truncated, info = self.env.step(key, state, action, params)
+        return obs, state, reward, terminated | truncated, info
+
+
+def install_distrax_stand_in():
+    """distrax's Categorical and EpsilonGreedy (the two distributions rejax's discrete agents use), in plain jax."""
+    import jax
+    import jax.numpy as jnp
+
+    class Categorical:
+        def __init__(self, logits=None, probs=None):
+            self.logits = jax.nn.log_softmax(logits) if logits is not None else jnp.log(probs)
+
+        def sample(self, seed, sample_shape=()):
+            return jax.random.categorical(seed, self.logits, shape=tuple(sample_shape) + self.logits.shape[:-1])
+
+        def log_prob(self, value):
+            return jnp.take_along_axis(self.logits, jnp.asarray(value)[..., None].astype(int), -1)[..., 0]
+
+        def entropy(self):
+            return -jnp.sum(jnp.exp(self.logits) * self.logits, -1)
+
+        def mode(self):
+            return jnp.argmax(self.logits, -1)
+
+        def probs_parameter(self):
+            return jnp.exp(self.logits)
+
+    class EpsilonGreedy(Categorical):
+        def __init__(self, preferences, epsilon, dtype=int):
+            greedy = (preferences == preferences.max(-1, keepdims=True)).astype(jnp.float32)
+            super().__init__(probs=(1 - epsilon) * greedy / greedy.sum(-1, keepdims=True)
+                             + epsilon / preferences.shape[-1])
+
+    sys.modules["distrax"] = types.SimpleNamespace(Categorical=Categorical, EpsilonGreedy=EpsilonGreedy)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--algos", nargs="+", default=["ppo", "dqn", "sac"])
+    parser.add_argument("--repeats", type=int, default=1, help="each measurement this many times; medians reported")
+    parser.add_argument("--rejax-job", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.rejax_job:
+        return rejax_job(args.rejax_job, args.out)
+    print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the start; {SEEDS} seeds, CartPole-v1")
+    print(f"{'algo':5s} {'command':16s} {'first run':>22s} {'rerun':>22s}   final return (first run)")
+    for algo in args.algos:
+        rows = {"ours, defaults": [], "ours, same hp": [], "rejax": []}
+        for _ in range(args.repeats):
+            with tempfile.TemporaryDirectory() as tmp:
+                for name, extra in (("ours, defaults", []), ("ours, same hp", flags(SAME_HP[algo]))):
+                    cache = os.path.join(tmp, name.replace(" ", ""))
+                    rows[name].append([ours(algo, extra, cache, os.path.join(tmp, f"{name}-{i}")) for i in (1, 2)])
+                rows["rejax"].append([theirs(algo, os.path.join(tmp, f"rejax-{i}")) for i in (1, 2)])
+        for name, runs in rows.items():
+            cells = []
+            for i in (0, 1):
+                wall = statistics.median(r[i]["wall"] for r in runs)
+                compile_s = statistics.median(r[i]["compile"] for r in runs)
+                cells.append(f"{wall:6.1f}s (compile {compile_s:5.1f}s)")
+            print(f"{algo:5s} {name:16s} {cells[0]:>22s} {cells[1]:>22s}   {runs[0][0]['final']:.1f}", flush=True)
+    print(f"load average {os.getloadavg()[0]:.1f} at the end")
+
+
+if __name__ == "__main__":
+    main()
