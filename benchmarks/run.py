@@ -6,7 +6,7 @@ benchmarks/results/<script>.txt; the scripts that make tables also write JSON an
 PyPI rejax need it installed (see benchmarks/README.md); a script whose requirements are missing is reported and
 skipped. --quick runs one repeat of each with fewer seeds (minutes instead of about an hour, figures noisier).
 
-Run: python benchmarks/run.py [--quick] [--only ppo dqn sac td3 scaling eval_share cleanrl stats_cost]
+Run: python benchmarks/run.py [--quick] [--only ppo dqn sac td3 scaling eval_share cleanrl stats_cost whole_command]
 """
 
 import argparse
@@ -28,6 +28,7 @@ BENCHMARKS = {
     "eval_share": ("eval_share.py", ["--repeats", "3"], ["--repeats", "1"]),
     "cleanrl": ("bench_cleanrl.py", [], []),
     "stats_cost": ("stats_cost.py", [], ["--num-seeds", "4"]),
+    "whole_command": ("whole_command.py", [], ["--algos", "ppo"]),
 }
 
 
