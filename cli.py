@@ -415,13 +415,14 @@ def compile_programs(train_one, inputs, config, progress) -> tuple:
     interval = jax.jit(over_devices(lambda i, c, s, n: train_one(i, c, resume=(s, n), num_evals=1),
                                     in_axes=(0, None, 0, None)), donate_argnums=2)
     report = jax.jit(over_devices(functools.partial(report_progress, progress), in_axes=(0, 0)))
-    state, evaluation = jax.eval_shape(start, inputs, config)
-    sharding = run_sharding()
-    state = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), state)
-    lowered = [start.lower(inputs, config), interval.lower(inputs, config, state, jnp.int32(0))]
-    with concurrent.futures.ThreadPoolExecutor(len(lowered)) as pool:
-        compiled = list(pool.map(lambda program: program.compile(), lowered))
-    compiled.append(report.lower(inputs["index"], evaluation).compile())
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:  # each compiles while the next program is traced
+        lowered = start.lower(inputs, config)
+        compiling = [pool.submit(lowered.compile)]
+        state, evaluation = lowered.out_info
+        sharding = run_sharding()
+        state = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), state)
+        compiling.append(pool.submit(interval.lower(inputs, config, state, jnp.int32(0)).compile))
+        compiled = [*(future.result() for future in compiling), report.lower(inputs["index"], evaluation).compile()]
     return Programs(*compiled), time.perf_counter() - began
 
 
