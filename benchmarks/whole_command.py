@@ -159,6 +159,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--algos", nargs="+", default=["ppo", "dqn", "sac"])
     parser.add_argument("--repeats", type=int, default=1, help="each measurement this many times; medians reported")
+    parser.add_argument("--no-rerun", action="store_true", help="first runs only (rejax: one run)")
     parser.add_argument("--rejax-job", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -166,21 +167,22 @@ def main():
         return rejax_job(args.rejax_job, args.out)
     print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the start; {SEEDS} seeds, CartPole-v1")
     print(f"{'algo':5s} {'command':16s} {'first run':>22s} {'rerun':>22s}   final return (first run)")
+    runs = (1,) if args.no_rerun else (1, 2)
     for algo in args.algos:
         rows = {"ours, defaults": [], "ours, same hp": [], "rejax": []}
         for _ in range(args.repeats):
             with tempfile.TemporaryDirectory() as tmp:
                 for name, extra in (("ours, defaults", []), ("ours, same hp", flags(SAME_HP[algo]))):
                     cache = os.path.join(tmp, name.replace(" ", ""))
-                    rows[name].append([ours(algo, extra, cache, os.path.join(tmp, f"{name}-{i}")) for i in (1, 2)])
-                rows["rejax"].append([theirs(algo, os.path.join(tmp, f"rejax-{i}")) for i in (1, 2)])
-        for name, runs in rows.items():
-            cells = []
-            for i in (0, 1):
-                wall = statistics.median(r[i]["wall"] for r in runs)
-                compile_s = statistics.median(r[i]["compile"] for r in runs)
-                cells.append(f"{wall:6.1f}s (compile {compile_s:5.1f}s)")
-            print(f"{algo:5s} {name:16s} {cells[0]:>22s} {cells[1]:>22s}   {runs[0][0]['final']:.1f}", flush=True)
+                    rows[name].append([ours(algo, extra, cache, os.path.join(tmp, f"{name}-{i}")) for i in runs])
+                rows["rejax"].append([theirs(algo, os.path.join(tmp, f"rejax-{i}")) for i in runs])
+        for name, measured in rows.items():
+            cells = ["-", "-"]
+            for i in range(len(runs)):
+                wall = statistics.median(r[i]["wall"] for r in measured)
+                compile_s = statistics.median(r[i]["compile"] for r in measured)
+                cells[i] = f"{wall:6.1f}s (compile {compile_s:5.1f}s)"
+            print(f"{algo:5s} {name:16s} {cells[0]:>22s} {cells[1]:>22s}   {measured[0][0]['final']:.1f}", flush=True)
     print(f"load average {os.getloadavg()[0]:.1f} at the end")
 
 
