@@ -1,38 +1,33 @@
 """IQN: implicit quantile networks, distributional Q-learning from a replay buffer, with a Double-Q option.
 
-Dabney et al. 2018, "Implicit Quantile Networks for Distributional Reinforcement Learning": the cosine embedding of
-tau (eq. 4), the quantile Huber loss (eq. 10, with rho^kappa of eq. 9 and the Huber loss of eq. 8 of Dabney et al.
-2018b, "Distributional RL with Quantile Regression"), the policy from K samples (eq. 6 with beta = identity, the
-risk-neutral policy) and Algorithm 1; Mnih et al. 2015 (replay memory, target network); van Hasselt et al. 2016
-(Double Q-learning); Young & Tian 2019, "MinAtar" (the small CNN for image observations).
+Dabney et al. 2018, "Implicit Quantile Networks for Distributional Reinforcement Learning": the tau embedding (eq. 4),
+the quantile Huber loss (eq. 10 with rho^kappa of eq. 9), the policy from K taus (eq. 6 with beta = identity, the
+risk-neutral policy) and Algorithm 1; Mnih et al. 2015 (replay, target network); van Hasselt et al. 2016 (Double
+Q-learning); Young & Tian 2019, "MinAtar" (the small CNN for image observations).
 
-The network returns Z_tau(s, a) for every action at any sampled tau in [0, 1]: the torso psi(s) is multiplied
-element-wise by phi(tau)_j = ReLU(sum_{i<n} cos(pi i tau) w_ij + b_j), n = embedding_dim = 64 cosine features, and
-the head maps the product to one value per action. The loss of a transition, with N fresh taus for Z(s, a) and N'
-fresh taus' for the target, is sum_i mean_j |tau_i - 1{delta_ij < 0}| * Huber_kappa(delta_ij) / kappa, where
-delta_ij = r + gamma * Z_tau'_j(s', a*) - Z_tau_i(s, a) and a* = argmax_a mean_k Z_tau~_k(s', a) over K taus~.
+The network gives Z_tau(s, a) for every action at any tau in [0, 1]: the torso psi(s) times (element-wise)
+phi(tau)_j = ReLU(sum_{i<n} cos(pi i tau) w_ij + b_j), n = embedding_dim = 64, then the head. A transition's loss,
+with N fresh taus and N' fresh taus', is sum_i mean_j |tau_i - 1{delta_ij < 0}| Huber_kappa(delta_ij) / kappa, where
+delta_ij = r + gamma Z_tau'_j(s', a*) - Z_tau_i(s, a) and a* = argmax_a mean_k Z_tau~_k(s', a) over K taus~.
 
 Notable choices, and where the code departs from the paper:
-- The torso is the MinAtar conv layer (image observations) or every dense layer but the last (vector observations);
-  the head is the last dense layer, then the output layer. The paper's Atari net is the same split (the conv stack
-  is psi, the 512-unit layer and the output are the head). With a single dense width and no conv, psi is the raw
-  observation.
-- a* is picked by the target net (as in Dopamine's IQN, the authors' code) from the same forward pass that gives the
-  N' target quantiles; `double` lets the online net pick it instead, and the target net values it.
-- Each transition of a batch gets its own N, N' and K taus; one tau is shared by all actions of a transition.
-- Adam with its default epsilon (the paper: 1e-2 / 32), gradients clipped to a global norm (the paper: none), a
-  Polyak target update after every iteration (tau = 1 with target_update_freq = N: hard copies every N env steps,
-  as in the paper), `num_envs` parallel envs and `gradient_steps` updates per iteration (the paper: 1 env, one
-  update per 4 steps), and epsilon decays linearly to eps_end over a fraction of the run (as in the paper).
-- Time-limit truncation is not termination (the paper's Atari setup does not separate them): the buffer stores the
-  observation the action led to (before any reset) and a `terminated` flag, and only `terminated` stops the
-  bootstrap.
-- The replay buffer is rejax_dqn.py's: a pytree ring of rows, one row per env step holding all `num_envs`
-  transitions, written in place at a position that is the same for every seed (an unbatched scalar under `vmap`),
-  and sampled with `bits % size`: O(batch), never an unwritten slot.
-- Acting (training and evaluation) draws K taus~ per env step, so even the greedy policy is a little random.
-- The whole run, evaluation included, is one jittable function of (config, rng), vmappable over seeds and over
-  the numeric hyperparameters.
+- The torso is the MinAtar conv layer (images) or every dense layer but the last (vectors); the head is the last
+  dense layer and the output layer, the split of the paper's Atari net (conv stack = psi; 512 units + output = head).
+  With one dense width and no conv, psi is the raw observation.
+- The target net picks a* (as in Dopamine, the authors' code), in the pass that gives the N' target quantiles;
+  `double` lets the online net pick it and the target net value it. Each transition of a batch gets its own taus;
+  all actions of a transition share them. Acting (training and evaluation) draws K fresh taus~ at every step.
+- Adam with its default epsilon (the paper: 0.01 / 32), gradients clipped to a global norm (the paper: none), the
+  target updated by Polyak averaging after every iteration (tau = 1 with target_update_freq = N: the paper's hard
+  copies every N env steps), `num_envs` envs and `gradient_steps` updates per iteration (the paper: 1 env, an update
+  every 4 steps), an optionally annealed learning rate; epsilon decays linearly, as in the paper.
+- Time-limit truncation is not termination (the paper's Atari setup does not tell them apart): the buffer stores the
+  observation the action led to (before any reset) and a `terminated` flag, and only `terminated` stops the bootstrap.
+- The replay buffer is rejax_dqn.py's: a ring of rows (one per env step, all `num_envs` transitions), written in place
+  at a position shared by every seed (an unbatched scalar under `vmap`), sampled by `bits % size`: O(batch), never an
+  unwritten slot. `learning_starts` is a warm-up loop of uniform random actions before training.
+- The whole run, evaluation included, is one jittable function of (config, rng), vmappable over seeds and over the
+  numeric hyperparameters.
 
 Run: python rejax_iqn.py --env CartPole-v1 --num-seeds 4
 """
@@ -152,14 +147,10 @@ class Config:
         return config
 
     def validate(self):
-        common.check_positive(total_timesteps=self.total_timesteps, eval_freq=self.eval_freq,
-                              num_eval_episodes=self.num_eval_episodes, num_envs=self.num_envs,
-                              train_freq=self.train_freq, gradient_steps=self.gradient_steps,
-                              batch_size=self.batch_size, buffer_size=self.buffer_size,
-                              target_update_freq=self.target_update_freq, num_tau_samples=self.num_tau_samples,
-                              num_tau_prime_samples=self.num_tau_prime_samples,
-                              num_quantile_samples=self.num_quantile_samples, embedding_dim=self.embedding_dim,
-                              learning_rate=self.learning_rate, kappa=self.kappa, max_grad_norm=self.max_grad_norm)
+        names = ("total_timesteps", "eval_freq", "num_eval_episodes", "num_envs", "train_freq", "gradient_steps",
+                 "batch_size", "buffer_size", "target_update_freq", "num_tau_samples", "num_tau_prime_samples",
+                 "num_quantile_samples", "embedding_dim", "learning_rate", "kappa", "max_grad_norm")
+        common.check_positive(**{name: getattr(self, name) for name in names})
         common.check_non_negative(learning_starts=self.learning_starts)
         common.check_unit_interval(gamma=self.gamma, tau=self.tau, eps_start=self.eps_start, eps_end=self.eps_end,
                                    exploration_fraction=self.exploration_fraction)
@@ -285,21 +276,18 @@ class ReplayBuffer:
         return self.data.reward.shape[0]
 
     def add(self, block: Transition) -> "ReplayBuffer":
-        """Write a block of rows (fields [k, num_envs, ...]) at `position`; rows must be a multiple of k."""
+        """Write a block of k rows (fields [k, num_envs, ...]) at `position`; rows are a multiple of k (buffer_rows),
+        so a block never wraps."""
         k = block.reward.shape[0]
-        if self.rows % k:
-            raise ValueError(f"the buffer's {self.rows} rows must be a multiple of the block's {k} rows.")
         data = jax.tree_util.tree_map(
             lambda buf, x: jax.lax.dynamic_update_slice_in_dim(buf, x.astype(buf.dtype), self.position, 0),
-            self.data, block,
-        )
+            self.data, block)
         return ReplayBuffer(data, (self.position + k) % self.rows, jnp.minimum(self.size + k, self.rows))
 
     def sample(self, rng, shape: tuple) -> Transition:
         """Transitions drawn uniformly with replacement from the written rows, fields [*shape, ...]: O(batch) work,
-        no mask over the buffer."""
+        no mask over the buffer; one threefry call, with a modulo bias below size / 2**32."""
         num_envs = self.data.reward.shape[1]
-        # One threefry call for the indices; the modulo bias is below size / 2**32.
         index = (jax.random.bits(rng, shape, jnp.uint32) % (self.size * num_envs).astype(jnp.uint32)).astype(jnp.int32)
         flat = lambda x: x.reshape((-1,) + x.shape[2:])  # noqa: E731 [rows * num_envs, ...], a free reshape
         return jax.tree_util.tree_map(lambda x: flat(x)[index], self.data)
@@ -326,8 +314,7 @@ class IQN:
     @classmethod
     def network(cls, config):
         action_dim = config.env.action_space(config.env_params).n
-        return QuantileNetwork(action_dim, config.hidden_sizes, config.activation, config.use_cnn,
-                               config.embedding_dim)
+        return QuantileNetwork(action_dim, config.hidden_sizes, config.activation, config.use_cnn, config.embedding_dim)
 
     @classmethod
     def optimizer(cls, config):
@@ -345,13 +332,11 @@ class IQN:
         params = cls.network(config).init(rng_params, obs[:1], jnp.zeros((1, 1)))
         row = Transition(obs, jnp.zeros(config.num_envs, jnp.int32), jnp.zeros(config.num_envs),
                          jnp.zeros(config.num_envs), obs)
-        return TrainState(
-            rng=rng, global_step=jnp.array(0, jnp.int32), params=params, target_params=params,
-            opt_state=cls.optimizer(config).init(params), env_state=env_state, obs=obs,
-            buffer=ReplayBuffer.create(row, config.buffer_rows),
-            obs_stats=common.RunningMeanStd.create(obs.shape[1:]),
-            episode_stats=common.EpisodeStats.create(config.num_envs),
-        )
+        return TrainState(rng=rng, global_step=jnp.array(0, jnp.int32), params=params, target_params=params,
+                          opt_state=cls.optimizer(config).init(params), env_state=env_state, obs=obs,
+                          buffer=ReplayBuffer.create(row, config.buffer_rows),
+                          obs_stats=common.RunningMeanStd.create(obs.shape[1:]),
+                          episode_stats=common.EpisodeStats.create(config.num_envs))
 
     @classmethod
     def normalize(cls, config, obs_stats, obs):
@@ -395,8 +380,7 @@ class IQN:
             rng, rng_action, rng_step = jax.random.split(ts.rng, 3)
             action = cls.select_action(config, ts.params, ts.obs_stats, ts.obs, rng_action, epsilon)
             next_obs, env_state, reward, terminated, truncated, final_obs = common.step_envs(
-                config.env, config.env_params, rng_step, ts.env_state, action
-            )
+                config.env, config.env_params, rng_step, ts.env_state, action)
             transition = Transition(ts.obs, action, reward, terminated.astype(jnp.float32), final_obs)
             ts = ts.replace(rng=rng, env_state=env_state, obs=next_obs, global_step=ts.global_step + config.num_envs,
                             episode_stats=ts.episode_stats.update(reward, terminated | truncated))
@@ -410,11 +394,9 @@ class IQN:
 
     @classmethod
     def target_quantiles(cls, config, params, target_params, batch: Transition, tau_prime, tau_greedy):
-        """T Z_tau'_j = r + gamma * (1 - terminated) * Z_tau'_j(s', a*), [batch, N'], with
-        a* = argmax_a mean_k Z_tau~_k(s', a) over the taus~ `tau_greedy` [batch, K] (Algorithm 1).
-
-        The target net gives both the N' quantiles and, unless `double`, the K that pick a* (one forward pass);
-        with `double` the online net picks a* (van Hasselt et al. 2016, here with quantiles)."""
+        """Targets r + gamma (1 - terminated) Z_tau'_j(s', a*), [batch, N'], a* = argmax_a mean_k Z_tau~_k(s', a) over
+        `tau_greedy` [batch, K] (Algorithm 1). One pass of the target net gives the N' quantiles and, unless `double`
+        (the online net picks a*, van Hasselt et al. 2016), the K that pick a*."""
         network, n_prime = cls.network(config), tau_prime.shape[1]
         z_next = network.apply(target_params, batch.next_obs, jnp.concatenate([tau_prime, tau_greedy], 1))
         if config.double:
@@ -436,26 +418,21 @@ class IQN:
 
     @classmethod
     def loss(cls, config, params, batch: Transition, tau, target):
-        """Quantile Huber loss of Z_tau(s, a) at the N taus [batch, N] against fixed targets; returns (loss,
-        metrics)."""
+        """Quantile Huber loss of Z_tau(s, a) at N taus [batch, N] against fixed targets; returns (loss, metrics)."""
         z = cls.network(config).apply(params, batch.obs, tau)  # [batch, N, actions]
         z_taken = jnp.take_along_axis(z, batch.action[:, None, None], -1)[..., 0]  # [batch, N]
         loss = cls.quantile_huber_loss(config, z_taken, target, tau)
         return loss, {"quantile_loss": loss, "q_values": z_taken.mean()}
 
     @classmethod
-    def update(cls, config, train_state, batch: Transition, taus):
-        """One gradient step on a batch of (normalised) transitions with its uniform taus [batch, N + N' + K];
-        returns (train_state, metrics)."""
+    def update(cls, config, ts, batch: Transition, taus):
+        """One gradient step on a batch of (normalised) transitions and its taus [batch, N + N' + K] (uniform)."""
         n, n_prime = config.num_tau_samples, config.num_tau_prime_samples
         tau, tau_prime, tau_greedy = taus[:, :n], taus[:, n:n + n_prime], taus[:, n + n_prime:]
-        target = cls.target_quantiles(config, train_state.params, train_state.target_params, batch, tau_prime,
-                                      tau_greedy)
-        grads, metrics = jax.grad(cls.loss, argnums=1, has_aux=True)(config, train_state.params, batch, tau,
-                                                                     jax.lax.stop_gradient(target))
-        updates, opt_state = cls.optimizer(config).update(grads, train_state.opt_state, train_state.params)
-        params = optax.apply_updates(train_state.params, updates)
-        return train_state.replace(params=params, opt_state=opt_state), metrics
+        target = cls.target_quantiles(config, ts.params, ts.target_params, batch, tau_prime, tau_greedy)
+        grads, metrics = jax.grad(cls.loss, argnums=1, has_aux=True)(config, ts.params, batch, tau, target)
+        updates, opt_state = cls.optimizer(config).update(grads, ts.opt_state, ts.params)
+        return ts.replace(params=optax.apply_updates(ts.params, updates), opt_state=opt_state), metrics
 
     @classmethod
     def update_target(cls, config, train_state, previous_step):
@@ -501,12 +478,11 @@ class IQN:
 
     @classmethod
     def train(cls, config, rng, resume=None, num_evals=None):
-        """Train one agent: returns (train_state, evaluation), evaluation stacked over num_evals + 1 points
-        (the first before any training, the rest every iterations_per_eval iterations after the warm-up).
-        Pure and jittable; vmap it over `rng` or over config leaves.
-        For checkpoints (cli.train_in_segments): `num_evals` stops after that many evaluation intervals, and
-        `resume=(train_state, evals_done)` continues from the train state of evaluation point `evals_done`;
-        `evaluation` then holds only the points this call produced."""
+        """Train one agent: returns (train_state, evaluation), evaluation stacked over num_evals + 1 points (the
+        first before any training, the rest every iterations_per_eval iterations after the warm-up). Pure and
+        jittable; vmap it over `rng` or over config leaves. For checkpoints (cli.train_in_segments): `num_evals` stops
+        after that many intervals, and `resume=(train_state, evals_done)` continues from evaluation point
+        `evals_done`; `evaluation` then holds only the points this call produced."""
         rng, rng_eval = jax.random.split(rng)
         callback = config.eval_callback if config.eval_callback is not None else cls.eval_callback
 
