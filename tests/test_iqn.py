@@ -11,7 +11,7 @@ from rejax_iqn import IQN, Config, ReplayBuffer, Transition
 
 SMALL = dict(total_timesteps=1_200, eval_freq=500, num_envs=2, learning_starts=200, buffer_size=1_000,
              batch_size=8, num_tau_samples=4, num_tau_prime_samples=5, num_quantile_samples=3,
-             hidden_layer_sizes=(16, 16), num_eval_episodes=2)
+             hidden_layer_sizes=(16, 16), num_eval_episodes=2, double=True)
 
 
 # --- replay buffer ---------------------------------------------------------------------------------------------------
@@ -176,9 +176,9 @@ class MyDoubleIQN(IQN):
 
 
 def test_subclass_overriding_target_quantiles_trains_with_train_unchanged(small):
-    config, train = small
-    ts_builtin, ev_builtin = train(config.replace(double=True), jax.random.PRNGKey(5))
-    ts_mine, ev_mine = jax.jit(MyDoubleIQN.train)(config, jax.random.PRNGKey(5))
+    config, train = small  # double=True: the built-in Double-Q targets
+    ts_builtin, ev_builtin = train(config, jax.random.PRNGKey(5))
+    ts_mine, ev_mine = jax.jit(MyDoubleIQN.train)(config.replace(double=False), jax.random.PRNGKey(5))
     assert_trees_close((ts_mine.params, ev_mine), (ts_builtin.params, ev_builtin))
 
 
