@@ -183,12 +183,14 @@ def test_subclass_overriding_target_quantiles_trains_with_train_unchanged(small)
 
 
 # --- learning ---------------------------------------------------------------------------------------------------------
-def test_learns_cartpole():
-    config = Config.make("CartPole-v1", total_timesteps=LEARN_STEPS, eval_freq=LEARN_STEPS)
-    keys = jax.vmap(jax.random.PRNGKey)(jnp.arange(LEARN_SEEDS))
+def test_learns_cartpole_with_four_vmapped_seeds():
+    # The tuned defaults cut to 11,000 env steps (1,000 warm-up + 10,000 of training, its epsilon and learning-rate
+    # schedules scaled to the shorter run): enough to tell learning from none at a fifth of the full budget's cost.
+    # Measured (benchmarks/iqn.md): keys 0-3 ended at 201, 305, 380, 144; 8 more seeds at 152-277. Untrained, the
+    # greedy policy scores about 10 and a uniformly random one about 22.
+    config = Config.make("CartPole-v1", total_timesteps=11_000, eval_freq=10_000)
+    assert config.total_env_steps == 11_000
+    keys = jax.vmap(jax.random.PRNGKey)(jnp.arange(4))
     _, evaluation = jax.jit(jax.vmap(rejax_iqn.train, in_axes=(None, 0)))(config, keys)
-    final = np.asarray(evaluation["return"])[:, -1].mean(-1)  # [seeds]
-    assert final.min() >= LEARN_BAR, final
-
-
-LEARN_STEPS, LEARN_SEEDS, LEARN_BAR = 30_000, 2, 400  # provisional: measured in benchmarks/iqn.md
+    final = np.asarray(evaluation["return"])[:, -1].mean(-1)  # [4 seeds]
+    assert final.min() >= 100, final
