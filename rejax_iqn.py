@@ -13,7 +13,7 @@ Notable choices, and where the code departs from the paper:
 - The torso is the MinAtar conv layer (images) or every dense layer but the last (vectors); the head is the last
   dense layer and the output layer, the split of the paper's Atari net (conv stack = psi; 512 units + output = head);
   with one dense width and no conv, psi is the raw observation.
-- The target net picks a* (as in Dopamine, the authors' code), in the pass that gives the N' target quantiles;
+- The target net picks a* (as Dopamine's IQN does, Castro et al. 2018), in the pass giving the N' quantiles;
   `double` lets the online net pick it and the target net value it. Each transition of a batch gets its own taus;
   all actions of a transition share them. Acting (training and evaluation) draws K fresh taus~ at every step.
 - Adam with its default epsilon (the paper: 0.01 / 32), gradients clipped to a global norm (the paper: none), a
@@ -21,7 +21,7 @@ Notable choices, and where the code departs from the paper:
   `num_envs` envs and `gradient_steps` updates per iteration (the paper: 1 env, an update every 4 steps), an optional
   learning-rate decay. The class defaults keep the paper's N = N' = 64, K = 32, n = 64, kappa = 1; the tuned CartPole
   and Acrobot values use N = N' = 16 (4x cheaper on CPU) and learning rates 3e-3 and 5e-3 (the paper, Atari: 5e-5).
-- Time-limit truncation is not termination (the paper's Atari setup does not tell them apart): the buffer stores the
+- Time-limit truncation is not termination (the paper does not discuss time limits): the buffer stores the
   observation the action led to (before any reset) and a `terminated` flag, and only `terminated` stops the bootstrap.
 - The replay buffer is rejax_dqn.py's ring of rows (one per env step of all envs), written in place at a position
   shared by every seed and sampled by `bits % size`: O(batch), never an unwritten slot. The whole run, evaluation

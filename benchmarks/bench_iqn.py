@@ -10,9 +10,9 @@ both sides the evaluation callback returns a constant; afterwards both are score
 greedy episodes per seed, our K = 32 taus~ for ours, rejax's own `best_action` with 32 for rejax).
 
 The sides do the same arithmetic per gradient step but for one thing: rejax 0.1.3 takes the next-state quantiles
-and a* from the online net (its target params are updated but never read), ours from the target net, as the paper
-and Dopamine do. rejax draws its batch with `jax.random.choice(..., replace=False, p=mask)` over all 100,000 slots
-at every gradient step: O(buffer); ours is O(batch).
+and a* from the online net (its target params are updated but never read), ours from the target net, as Dopamine's
+IQN does. rejax draws its batch with `jax.random.choice(..., replace=False, p=mask)` over all 100,000 slots at every
+gradient step: O(buffer); ours is O(batch).
 
 Needs `pip install rejax==0.1.3 --no-deps` (benchmark only) and chex. rejax's networks module imports distrax, whose
 tensorflow-probability dependency does not import under jax 0.10; when distrax is missing, a stand-in module is
