@@ -20,7 +20,7 @@ Notable choices, and where the code departs from the paper:
   Polyak target update after every iteration (tau = 1, target_update_freq = N: the paper's hard copies every N steps),
   `num_envs` envs and `gradient_steps` updates per iteration (the paper: 1 env, an update every 4 steps), an optional
   learning-rate decay. The class defaults keep the paper's N = N' = 64, K = 32, n = 64, kappa = 1; the tuned CartPole
-  and Acrobot values use N = N' = 16 (4x cheaper on CPU) and learning rates 3e-3 and 5e-3 (the paper, Atari: 5e-5).
+  and Acrobot values use N = N' = 16 (4x cheaper on CPU) and learning rates 8e-3 and 3e-3 (the paper, Atari: 5e-5).
 - Time-limit truncation is not termination (the paper does not discuss time limits): the buffer stores the
   observation the action led to (before any reset) and a `terminated` flag, and only `terminated` stops the bootstrap.
 - The replay buffer is rejax_dqn.py's ring of rows (one per env step of all envs), written in place at a position
@@ -51,7 +51,7 @@ _SMALL = dict(num_envs=10, train_freq=1, gradient_steps=2, batch_size=64, buffer
               eps_end=0.01, exploration_fraction=0.2, anneal_lr=True, activation="swish",
               total_timesteps=100_000, eval_freq=9_900)
 TUNED = {
-    "CartPole-v1": dict(_SMALL, learning_rate=5e-3),  # 3e-3: 2 of 4 seeds at 500; 5e-3 and 8e-3: 4 of 4
+    "CartPole-v1": dict(_SMALL, learning_rate=8e-3),  # 16 of 16 seeds at 500; 5e-3: 15 of 16 (one at 343)
     "Acrobot-v1": _SMALL,  # 5e-3: mean -92.4, worst seed -111
     "Breakout-MinAtar": dict(num_envs=16, train_freq=1, gradient_steps=2, batch_size=64, buffer_size=100_000,
                              learning_starts=5_000, learning_rate=5e-4, tau=0.01, eps_end=0.01,

@@ -186,7 +186,7 @@ def test_subclass_overriding_target_quantiles_trains_with_train_unchanged(small)
 def test_learns_cartpole_with_four_vmapped_seeds():
     # The tuned defaults cut to 11,000 env steps (1,000 warm-up + 10,000 of training, its epsilon and learning-rate
     # schedules scaled to the shorter run): enough to tell learning from none at a fifth of the full budget's cost.
-    # Measured (benchmarks/iqn.md): keys 0-3 ended at 201, 305, 380, 144; 8 more seeds at 152-277. Untrained, the
+    # Measured (benchmarks/iqn.md): keys 0-3 ended at 222, 201, 245, 130; 8 more seeds at 139-252. Untrained, the
     # greedy policy scores about 10 and a uniformly random one about 22.
     config = Config.make("CartPole-v1", total_timesteps=11_000, eval_freq=10_000)
     assert config.total_env_steps == 11_000
