@@ -6,7 +6,7 @@ benchmarks/results/<script>.txt; the scripts that make tables also write JSON an
 PyPI rejax need it installed (see benchmarks/README.md); a script whose requirements are missing is reported and
 skipped. --quick runs one repeat of each with fewer seeds (minutes instead of about an hour, figures noisier).
 
-Run: python benchmarks/run.py [--quick] [--only ppo dqn iqn sac td3 scaling eval_share cleanrl stats_cost]
+Run: python benchmarks/run.py [--quick] [--only ppo dqn sac td3 scaling eval_share cleanrl stats_cost]
 """
 
 import argparse
