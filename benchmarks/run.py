@@ -22,6 +22,7 @@ RESULTS = os.path.join(HERE, "results")
 BENCHMARKS = {
     "ppo": ("bench_ppo.py", ["--repeats", "3"], ["--repeats", "1"]),
     "dqn": ("bench_dqn.py", ["--runs", "3"], ["--runs", "1"]),
+    "iqn": ("bench_iqn.py", ["--runs", "3"], ["--runs", "1"]),
     "sac": ("bench_sac.py", ["--repeats", "3"], ["--repeats", "1", "--envs", "Pendulum-v1"]),
     "td3": ("bench_td3.py", ["--runs", "3"], ["--runs", "1"]),
     "scaling": ("scaling.py", ["--repeats", "3"], ["--repeats", "1", "--seeds", "1", "4", "16"]),
