@@ -134,7 +134,7 @@ class RunArgs:
     video_seed: Optional[int] = None
     """With --video: the seed index (0 = --seed) to render, in the best sweep setting; default: the run with the best final return."""
     cpu_devices: Optional[int] = None
-    """On a CPU: how many jax devices split the runs, each training its share vmapped on about one core, side by side. Default: one per core this process may use, as long as every device gets two runs or more, which keeps the results bit-identical to a one-device run (a device with a single run runs another program, which rounds differently). 1 puts every run on one device. Ignored when XLA_FLAGS sets --xla_force_host_platform_device_count."""
+    """On a CPU: how many jax devices split the runs, each training its share vmapped on about one core, side by side. Default: one per core this process may use, at most one per run; 1 puts every run on one device. Each device's share is a batch of its own size, which can round differently, so give the same count to repeat a run bit for bit on a machine with another number of cores. Ignored when XLA_FLAGS sets --xla_force_host_platform_device_count."""
     compile_cache: str = os.environ.get("REJAX_COMPILE_CACHE", os.path.join("~", ".cache", "rejax", "jax"))
     """Folder where compiled training programs are kept, so that a rerun, also with other numeric hyperparameters, loads them instead of compiling; 'off' compiles every time. The default can be moved (or turned off) with the REJAX_COMPILE_CACHE environment variable."""
     sweep: tuple[str, ...] = ()
@@ -145,19 +145,18 @@ NOT_FLAGS = ("env", "env_params", "eval_callback")
 
 
 def use_cpu_cores(args):
-    """On a CPU, one jax device per core (or `--cpu-devices`). XLA:CPU runs a vmapped program on about one core
-    whatever the machine has; split over devices, the runs train side by side. By default every device gets at least
-    two runs: a device's runs are one batched program, and batches of any size from two up round alike (PPO CartPole-v1,
-    16 seeds over 1 and 2 devices: curves bit-identical), while a batch of one run is another program (2 seeds over 2
-    devices parted from 1 device). jax must be told before anything starts its backend, so this runs first in `main`;
-    when the backend is already up (`run` called from Python) or XLA_FLAGS sets the count, the devices stay as they
-    are."""
+    """On a CPU, one jax device per core (or `--cpu-devices`), at most one per run. XLA:CPU runs a vmapped program
+    on about one core whatever the machine has; split over devices, the runs train side by side. A device's runs are
+    one batched program, and the batch size can change the rounding (PPO CartPole-v1: 16 seeds over 1 and 2 devices
+    gave identical curves, 32 and 64 seeds did not), so the device count is part of what makes a run repeatable. jax
+    must be told before anything starts its backend, so this runs first in `main`; when the backend is already up
+    (`run` called from Python) or XLA_FLAGS sets the count, the devices stay as they are."""
     if "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", ""):
         return
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     runs = args.num_seeds * int(np.prod([len(values) for values in parse_sweep(args.sweep).values()]))
     processes = int(os.environ.get("JAX_NUM_PROCESSES") or 1)  # a multi-process run splits the runs over them all
-    count = args.cpu_devices if args.cpu_devices is not None else max(1, min(cores, (runs - 1) // processes))
+    count = args.cpu_devices if args.cpu_devices is not None else max(1, min(cores, -(-runs // processes)))
     if count < 1:
         raise ValueError(f"--cpu-devices must be at least 1, got {count}.")
     try:

@@ -143,7 +143,8 @@ def install_distrax_stand_in():
         def mode(self):
             return jnp.argmax(self.logits, -1)
 
-        def probs_parameter(self):
+        @property
+        def probs(self):
             return jnp.exp(self.logits)
 
     class EpsilonGreedy(Categorical):
