@@ -46,8 +46,8 @@ from flax import struct
 from gymnax.environments import environment as gymnax_environment
 from gymnax.environments import spaces as gymnax_spaces
 
-ALGORITHMS = ("ppo", "dqn", "sac", "ddpg", "td3")
-DISCRETE_ALGORITHMS = ("ppo", "dqn", "sac")
+ALGORITHMS = ("ppo", "dqn", "sac", "ddpg", "td3", "pqn")
+DISCRETE_ALGORITHMS = ("ppo", "dqn", "sac", "pqn")
 CONTINUOUS_ALGORITHMS = ("ppo", "sac", "ddpg", "td3")
 
 
@@ -350,7 +350,7 @@ def check_callback(callback):
 
 
 def get_agent(name: str):
-    """Return `(train_fn, Config)` for an algorithm name: "ppo", "dqn", "sac", "ddpg" or "td3"."""
+    """Return `(train_fn, Config)` for an algorithm name: "ppo", "dqn", "sac", "ddpg", "td3" or "pqn"."""
     key = name.lower()
     if key not in ALGORITHMS:
         raise ValueError(f"Unknown algorithm {name!r}; choose one of {', '.join(ALGORITHMS)}.")
