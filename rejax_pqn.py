@@ -356,7 +356,8 @@ class PQN:
 
     @classmethod
     def train_iteration(cls, config, train_state):
-        """COLLECT a rollout, compute Q(lambda) TARGETS, UPDATE the network, then fold the rollout into the normaliser."""
+        """COLLECT a rollout, compute Q(lambda) TARGETS, UPDATE the network, then fold the rollout into the
+        normaliser."""
         train_state, transitions = cls.collect(config, train_state)
 
         obs = cls.normalize(config, train_state.obs_stats, transitions.obs)
