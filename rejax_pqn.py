@@ -15,7 +15,7 @@ Notable choices, and where the code departs from the paper and its code (purejax
 - Every hidden layer is Dense (or the conv) -> LayerNorm -> activation, as in the paper's code; image observations
   (MinAtar) go through conv 16 3x3, stride 1, VALID padding, LayerNorm and relu, then the dense layers. The paper's
   code divides MinAtar observations by 255; MinAtar's are already 0/1, so we don't. Flax's default (LeCun normal)
-  initialisation, not He normal.
+  initialisation everywhere; the paper's MinAtar code uses He normal for its CNN torso.
 - Adam, not RAdam; the learning rate decays linearly to 0 with anneal_lr (the paper's LR_LINEAR_DECAY). Gradients are
   clipped to a global norm, as in the paper's code (PyPI rejax clips element-wise).
 - Epsilon decays linearly per env step (the paper's code: per rollout) over exploration_fraction of the run;
@@ -45,6 +45,7 @@ TUNED = {
     "CartPole-v1": dict(num_envs=8, num_steps=125, num_epochs=4, num_minibatches=8, learning_rate=1e-3,
                         td_lambda=0.9, eps_end=0.01, exploration_fraction=0.2, anneal_lr=True, reward_scale=0.1,
                         total_timesteps=200_000, eval_freq=20_000),
+    # CartPole's values; 4 seeds (keys 0-3) end at -90.0, -87.1, -84.0, -95.1 (mean -89.1), not tuned further.
     "Acrobot-v1": dict(num_envs=8, num_steps=125, num_epochs=4, num_minibatches=8, learning_rate=1e-3,
                        td_lambda=0.9, eps_end=0.01, exploration_fraction=0.2, anneal_lr=True, reward_scale=0.1,
                        total_timesteps=200_000, eval_freq=20_000),
