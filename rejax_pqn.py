@@ -1,8 +1,8 @@
 """PQN: parallelised Q-learning with LayerNorm and Q(lambda) targets; no replay buffer, no target network.
 
-Gallici et al. 2024, "Simplifying Deep Temporal Difference Learning" (PQN, Algorithm 1; Q(lambda) returns, eq. 9;
-LayerNorm as the regulariser that makes TD without a target network stable, section 4); Peng & Williams 1996,
-"Incremental Multi-Step Q-Learning" (the max-based lambda-return); Young & Tian 2019, "MinAtar" (the small CNN).
+Gallici et al. 2024, "Simplifying Deep Temporal Difference Learning" (PQN: parallel envs instead of a replay buffer,
+LayerNorm instead of a target network, Q(lambda) targets over each rollout); Peng & Williams 1996, "Incremental
+Multi-Step Q-Learning" (the max-based lambda-return); Young & Tian 2019, "MinAtar" (the small CNN).
 
 Each iteration rolls an epsilon-greedy policy out for num_steps in num_envs parallel envs, computes Q(lambda) targets
 backwards over the rollout with the current network, then takes num_epochs passes over it in num_minibatches
@@ -20,8 +20,8 @@ Notable choices, and where the code departs from the paper and its code (purejax
   clipped to a global norm, as in the paper's code (PyPI rejax clips element-wise).
 - Epsilon decays linearly per env step (the paper's code: per rollout) over exploration_fraction of the run;
   evaluation is greedy (epsilon 0).
-- The maximum over next actions uses the network after the previous iteration's updates, i.e. the one that acted
-  (Algorithm 1); targets are computed once per rollout, not per epoch. Rewards can be scaled (reward_scale).
+- The maximum over next actions uses the network after the previous iteration's updates, i.e. the one that acted;
+  targets are computed once per rollout, not per epoch (as in the paper's code). Rewards can be scaled (reward_scale).
 - Optional observation normalisation keeps one running mean/variance for all envs, frozen during a rollout and updated
   after it (as in rejax_ppo.py). No batch-norm variant and no reward normalisation.
 
@@ -307,7 +307,7 @@ class PQN:
 
     @classmethod
     def q_lambda_targets(cls, config, reward, next_value, terminated, done):
-        """Q(lambda) targets, arrays [num_steps, num_envs] (paper eq. 9, Peng's Q(lambda)), computed backwards:
+        """Q(lambda) targets, arrays [num_steps, num_envs] (Peng's Q(lambda), as in the paper), computed backwards:
 
             G_t = r_t + gamma * (1 - terminated_t) * (V_t + lambda * (1 - done_t) * (G_{t+1} - V_t)),
 
