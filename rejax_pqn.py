@@ -241,7 +241,8 @@ class PQN:
         if config.anneal_lr:
             total_updates = config.num_evals * config.iterations_per_eval * config.num_epochs * config.num_minibatches
             learning_rate = lambda count: config.learning_rate * (1.0 - count / total_updates)  # noqa: E731
-        # optax.flatten runs clipping and Adam on one vector: a few fused ops instead of a set per parameter array.
+        # optax.flatten runs clipping and Adam on one vector, a few fused ops instead of a set per parameter array
+        # (up to 1.2x faster vmapped on CPU here; benchmarks/pqn.md).
         return optax.flatten(optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.adam(learning_rate)))
 
     @classmethod
