@@ -49,6 +49,7 @@ TUNED = {
     "Acrobot-v1": dict(num_envs=8, num_steps=125, num_epochs=4, num_minibatches=8, learning_rate=1e-3,
                        td_lambda=0.9, eps_end=0.01, exploration_fraction=0.2, anneal_lr=True, reward_scale=0.1,
                        total_timesteps=200_000, eval_freq=20_000),
+    # The paper's MinAtar values with 4 epochs x 16 minibatches (not swept); 2 seeds: 24.6 and 46.8 at 2M steps.
     "Breakout-MinAtar": dict(num_envs=50, num_steps=40, num_epochs=4, num_minibatches=16, learning_rate=5e-4,
                              td_lambda=0.65, eps_end=0.05, exploration_fraction=0.1, anneal_lr=True,
                              total_timesteps=2_000_000, eval_freq=100_000),
