@@ -44,8 +44,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-ALGORITHMS = ("ppo", "dqn", "sac", "ddpg", "td3", "iqn")
-DISCRETE_ALGORITHMS = ("ppo", "dqn", "sac", "iqn")
+ALGORITHMS = ("ppo", "dqn", "iqn", "pqn", "sac", "ddpg", "td3")
+DISCRETE_ALGORITHMS = ("ppo", "dqn", "iqn", "pqn", "sac")
 CONTINUOUS_ALGORITHMS = ("ppo", "sac", "ddpg", "td3")
 
 
@@ -374,7 +374,7 @@ def check_callback(callback):
 
 
 def get_agent(name: str):
-    """Return `(train_fn, Config)` for an algorithm name: "ppo", "dqn", "sac", "ddpg", "td3" or "iqn"."""
+    """Return `(train_fn, Config)` for an algorithm name: "ppo", "dqn", "iqn", "pqn", "sac", "ddpg" or "td3"."""
     key = name.lower()
     if key not in ALGORITHMS:
         raise ValueError(f"Unknown algorithm {name!r}; choose one of {', '.join(ALGORITHMS)}.")

@@ -6,7 +6,7 @@ benchmarks/results/<script>.txt; the scripts that make tables also write JSON an
 PyPI rejax need it installed (see benchmarks/README.md); a script whose requirements are missing is reported and
 skipped. --quick runs one repeat of each with fewer seeds (minutes instead of about an hour, figures noisier).
 
-Run: python benchmarks/run.py [--quick] [--only ppo dqn sac td3 scaling eval_share cleanrl stats_cost whole_command]
+Run: python benchmarks/run.py [--quick] [--only ppo dqn iqn sac td3 pqn scaling eval_share cleanrl stats_cost whole_command]
 """
 
 import argparse
@@ -25,6 +25,7 @@ BENCHMARKS = {
     "iqn": ("bench_iqn.py", ["--runs", "3"], ["--runs", "1"]),
     "sac": ("bench_sac.py", ["--repeats", "3"], ["--repeats", "1", "--envs", "Pendulum-v1"]),
     "td3": ("bench_td3.py", ["--runs", "3"], ["--runs", "1"]),
+    "pqn": ("bench_pqn.py", ["--runs", "5"], ["--runs", "1"]),
     "scaling": ("scaling.py", ["--repeats", "3"], ["--repeats", "1", "--seeds", "1", "4", "16"]),
     "eval_share": ("eval_share.py", ["--repeats", "3"], ["--repeats", "1"]),
     "cleanrl": ("bench_cleanrl.py", [], []),

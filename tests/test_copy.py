@@ -21,6 +21,7 @@ SMALL = {  # budgets that cover warm-up, updates and two evaluation points, on e
     "ddpg": ("Pendulum-v1", dict(total_timesteps=240, eval_freq=60, learning_starts=120, num_envs=2, batch_size=16)),
     "td3": ("Pendulum-v1", dict(total_timesteps=240, eval_freq=60, learning_starts=120, num_envs=2, batch_size=16)),
     "iqn": ("CartPole-v1", dict(total_timesteps=400, eval_freq=200, learning_starts=100, num_envs=2, batch_size=16)),
+    "pqn": ("CartPole-v1", dict(total_timesteps=400, eval_freq=200, num_envs=2, num_steps=50, num_minibatches=2)),
 }
 API = """
 import jax, numpy as np
