@@ -141,7 +141,7 @@ class RunArgs:
     """Train several values of a numeric hyperparameter in the same jitted call: NAME=V1,V2,... (e.g. learning_rate=3e-4,1e-3); repeat the flag for a grid, every combination x every seed."""
 
 
-NOT_FLAGS = ("env", "env_params", "eval_callback")
+NOT_FLAGS = ("env", "env_params", "eval_callback")  # Config fields set from --env or only from Python
 
 
 def use_cpu_cores(args):
@@ -172,7 +172,7 @@ def use_compile_cache(folder: str):
     if folder.strip().lower() in ("off", "none", ""):
         return
     jax.config.update("jax_compilation_cache_dir", os.path.expanduser(folder))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)  # Config fields set from --env or only from Python
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
 
 
 def field_docs(cls) -> dict:
