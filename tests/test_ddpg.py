@@ -34,7 +34,7 @@ def test_discrete_env_is_rejected_with_one_sentence():
     with pytest.raises(ValueError) as error:
         Config.make("CartPole-v1")
     message = str(error.value)
-    assert "DDPG" in message and "PPO, DQN, SAC" in message and message.count(". ") == 0
+    assert "DDPG" in message and "PPO, DQN, IQN, PQN, SAC" in message and message.count(". ") == 0
 
 
 @pytest.mark.parametrize("overrides, name", [
