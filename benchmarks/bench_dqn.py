@@ -8,12 +8,9 @@ we clip the global norm), 100,000 env steps with an evaluation point every 2,500
 sides the evaluation callback returns a constant; afterwards both are scored with the same evaluator (64 greedy
 episodes per seed).
 
-Needs `pip install rejax==0.1.3 --no-deps` (benchmark only) and chex. rejax's networks module imports distrax, whose
-tensorflow-probability dependency does not import under jax 0.10; when distrax is missing, a stand-in module is
-registered that provides the one class rejax's DQN uses, `EpsilonGreedy` (greedy actions with probability 1 - eps,
-uniform ones otherwise, sampled with `jax.random.categorical` as distrax does). gymnax 1.0.1's step returns
-(obs, state, reward, terminated, truncated, info), so rejax gets an adapter env whose step returns the 5-tuple
-(obs, state, reward, terminated | truncated, info) it expects.
+Needs PyPI rejax 0.1.3 (benchmark only: `pip install rejax==0.1.3 --no-deps chex`), run beside gymnax 1.0.1 through
+benchmarks/rejax_compat.py: a 5-tuple `step` (done = terminated | truncated) and, where distrax does not import,
+a plain-jax stand-in for the distributions rejax samples from.
 
 Run: python benchmarks/bench_dqn.py [--runs 3] [--seeds 1]
 """
@@ -22,7 +19,6 @@ import argparse
 import os
 import sys
 import time
-import types
 
 import jax
 import jax.numpy as jnp
@@ -31,6 +27,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import common  # noqa: E402
 import rejax_dqn  # noqa: E402
+from rejax_compat import FiveTupleStep, import_rejax  # noqa: E402
 
 TOTAL, EVAL_FREQ = 100_000, 2_500
 OURS = dict(num_envs=10, train_freq=1, gradient_steps=5, batch_size=100, buffer_size=50_000, learning_starts=5_000,
@@ -43,49 +40,13 @@ REJAX = dict(env="CartPole-v1", agent="DuelingQNetwork", agent_kwargs=dict(activ
              exploration_fraction=0.5, gamma=0.99, ddqn=True, normalize_observations=False)
 
 
-class StepAdapter:
-    """gymnax 1.0.1 env seen through the pre-1.0 interface rejax 0.1.3 expects: step returns a 5-tuple."""
-
-    def __init__(self, env):
-        self.env = env
-
-    def __getattr__(self, name):  # everything but step is the wrapped env's (guarded for deepcopy)
-        if name == "env":
-            raise AttributeError(name)
-        return getattr(self.env, name)
-
-    def step(self, key, state, action, params=None):
-        obs, state, reward, terminated, truncated, info = self.env.step(key, state, action, params)
-        return obs, state, reward, terminated | truncated, info
-
-
-class EpsilonGreedy:
-    """Stand-in for distrax.EpsilonGreedy: probability 1 - eps on the greedy action(s), eps spread uniformly."""
-
-    def __init__(self, preferences, epsilon, dtype=int):
-        greedy = (preferences == preferences.max(-1, keepdims=True)).astype(jnp.float32)
-        probs = (1 - epsilon) * greedy / greedy.sum(-1, keepdims=True) + epsilon / preferences.shape[-1]
-        self.logits = jnp.log(probs)
-
-    def sample(self, seed, sample_shape=()):
-        return jax.random.categorical(seed, self.logits, axis=-1, shape=tuple(sample_shape) + self.logits.shape[:-1])
-
-
 def no_eval(*args):
     return jnp.zeros(())
 
 
 def make_rejax(env, env_params):
-    if "distrax" not in sys.modules:
-        try:
-            import distrax  # noqa: F401
-        except Exception:
-            sys.modules["distrax"] = types.ModuleType("distrax")
-    if not hasattr(sys.modules["distrax"], "EpsilonGreedy"):
-        sys.modules["distrax"].EpsilonGreedy = EpsilonGreedy
-    import rejax
-
-    algo = rejax.DQN.create(**{**REJAX, "env": StepAdapter(env), "env_params": env_params})
+    rejax = import_rejax()
+    algo = rejax.DQN.create(**{**REJAX, "env": FiveTupleStep(env), "env_params": env_params})
     algo = algo.replace(eval_callback=no_eval)
     train = jax.jit(jax.vmap(lambda rng: algo.train(rng)))
 

@@ -14,12 +14,9 @@ and a* from the online net (its target params are updated but never read), ours 
 IQN does. rejax draws its batch with `jax.random.choice(..., replace=False, p=mask)` over all 100,000 slots at every
 gradient step: O(buffer); ours is O(batch).
 
-Needs `pip install rejax==0.1.3 --no-deps` (benchmark only) and chex. rejax's networks module imports distrax, whose
-tensorflow-probability dependency does not import under jax 0.10; when distrax is missing, a stand-in module is
-registered with the two classes rejax's IQN uses: `EpsilonGreedy` (greedy with probability 1 - eps, uniform
-otherwise, sampled with `jax.random.categorical` as distrax does) and `Uniform` (its `sample`). gymnax 1.0.1's step
-returns (obs, state, reward, terminated, truncated, info), so rejax gets an adapter env whose step returns the
-5-tuple (obs, state, reward, terminated | truncated, info) it expects.
+Needs PyPI rejax 0.1.3 (benchmark only: `pip install rejax==0.1.3 --no-deps chex`), run beside gymnax 1.0.1 through
+benchmarks/rejax_compat.py: a 5-tuple `step` (done = terminated | truncated) and, where distrax does not import,
+a plain-jax stand-in for the distributions rejax samples from.
 
 Run: python benchmarks/bench_iqn.py [--runs 3] [--seeds 1]
 """
@@ -28,7 +25,6 @@ import argparse
 import os
 import sys
 import time
-import types
 
 import jax
 import jax.numpy as jnp
@@ -37,6 +33,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import common  # noqa: E402
 import rejax_iqn  # noqa: E402
+from rejax_compat import FiveTupleStep, import_rejax  # noqa: E402
 
 TOTAL, WARMUP, EVAL_FREQ = 100_000, 1_000, 5_000
 OURS = dict(num_envs=1, train_freq=1, gradient_steps=1, batch_size=1, buffer_size=100_000, learning_starts=WARMUP,
@@ -52,61 +49,13 @@ REJAX = dict(env="CartPole-v1", agent_kwargs=dict(activation="swish"), num_envs=
              normalize_observations=False)
 
 
-class StepAdapter:
-    """gymnax 1.0.1 env seen through the pre-1.0 interface rejax 0.1.3 expects: step returns a 5-tuple."""
-
-    def __init__(self, env):
-        self.env = env
-
-    def __getattr__(self, name):  # everything but step is the wrapped env's (guarded for deepcopy)
-        if name == "env":
-            raise AttributeError(name)
-        return getattr(self.env, name)
-
-    def step(self, key, state, action, params=None):
-        obs, state, reward, terminated, truncated, info = self.env.step(key, state, action, params)
-        return obs, state, reward, terminated | truncated, info
-
-
-class EpsilonGreedy:
-    """Stand-in for distrax.EpsilonGreedy: probability 1 - eps on the greedy action(s), eps spread uniformly."""
-
-    def __init__(self, preferences, epsilon, dtype=int):
-        greedy = (preferences == preferences.max(-1, keepdims=True)).astype(jnp.float32)
-        probs = (1 - epsilon) * greedy / greedy.sum(-1, keepdims=True) + epsilon / preferences.shape[-1]
-        self.logits = jnp.log(probs)
-
-    def sample(self, seed, sample_shape=()):
-        return jax.random.categorical(seed, self.logits, axis=-1, shape=tuple(sample_shape) + self.logits.shape[:-1])
-
-
-class Uniform:
-    """Stand-in for distrax.Uniform(low, high): `sample(seed, sample_shape)` as low + (high - low) * U[0, 1)."""
-
-    def __init__(self, low=0.0, high=1.0):
-        self.low, self.high = low, high
-
-    def sample(self, seed, sample_shape=()):
-        shape = (sample_shape,) if isinstance(sample_shape, int) else tuple(sample_shape)
-        return self.low + (self.high - self.low) * jax.random.uniform(seed, shape)
-
-
 def no_eval(*args):
     return jnp.zeros(())
 
 
 def make_rejax(env, env_params):
-    if "distrax" not in sys.modules:
-        try:
-            import distrax  # noqa: F401
-        except Exception:
-            sys.modules["distrax"] = types.ModuleType("distrax")
-    for stand_in in (EpsilonGreedy, Uniform):
-        if not hasattr(sys.modules["distrax"], stand_in.__name__):
-            setattr(sys.modules["distrax"], stand_in.__name__, stand_in)
-    import rejax
-
-    algo = rejax.IQN.create(**{**REJAX, "env": StepAdapter(env), "env_params": env_params})
+    rejax = import_rejax()
+    algo = rejax.IQN.create(**{**REJAX, "env": FiveTupleStep(env), "env_params": env_params})
     algo = algo.replace(eval_callback=no_eval)
     train = jax.jit(jax.vmap(lambda rng: algo.train(rng)))
 

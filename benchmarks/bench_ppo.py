@@ -7,7 +7,8 @@ Both sides train CartPole-v1 with rejax's tuned config (5 envs x 100 steps, 5 ep
                 ours: 8 deterministic episodes every 10,000 steps plus the free training-episode returns).
 Runs alternate between the libraries; each cell is the median of --repeats runs. Compile time is lower + compile.
 
-Setup (rejax is benchmark-only, never in requirements.txt):  pip install rejax==0.1.3 --no-deps
+Setup (rejax is benchmark-only, never in requirements.txt):  pip install rejax==0.1.3 --no-deps chex
+(benchmarks/rejax_compat.py runs it beside gymnax 1.0.1)
 Run:                                                          python benchmarks/bench_ppo.py [--repeats 3]
 """
 
@@ -26,6 +27,7 @@ import numpy as np  # noqa: E402
 
 import common  # noqa: E402  (sets the XLA:CPU flag before the backend starts)
 import rejax_ppo  # noqa: E402
+from rejax_compat import FiveTupleStep, import_rejax  # noqa: E402
 
 REJAX_CARTPOLE = dict(
     agent_kwargs=dict(activation="tanh"), num_envs=5, num_steps=100, num_epochs=5, num_minibatches=5,
@@ -39,28 +41,11 @@ OURS_CARTPOLE = dict(
 )
 
 
-def make_adapter_env(name):
-    """gymnax 1.0.1's step returns 6 values; rejax 0.1.3 unpacks 5. Present `done = terminated | truncated`."""
-    import gymnax
-
-    env, params = gymnax.make(name)
-    base = type(env)
-
-    class FiveTupleEnv(base):
-        def step(self, key, state, action, params=None):
-            obs, state, reward, terminated, truncated, info = base.step(self, key, state, action, params)
-            return obs, state, reward, jnp.logical_or(terminated, truncated), info
-
-    adapter = FiveTupleEnv.__new__(FiveTupleEnv)
-    adapter.__dict__.update(env.__dict__)
-    return adapter, params
-
 
 def rejax_setup(train_only: bool):
-    import rejax
-
-    env, params = make_adapter_env("CartPole-v1")
-    algo = rejax.PPO.create(env=env, env_params=params, **REJAX_CARTPOLE)
+    rejax = import_rejax()
+    env, params = common.make_env("CartPole-v1")
+    algo = rejax.PPO.create(env=FiveTupleStep(env), env_params=params, **REJAX_CARTPOLE)
     if train_only:
         algo = algo.replace(eval_callback=lambda algo, ts, rng: jnp.zeros(()))
 

@@ -10,7 +10,7 @@ agent_kwargs.activation -> activation, target_entropy_ratio -> target_entropy_sc
 its Polyak step once per iteration (every num_envs env steps) with `polyak` = fraction kept; ours applies `tau` =
 fraction moved at every gradient step, so the equal per-iteration decay is tau = 1 - polyak ** (1 / gradient_steps)
 (= 1 - polyak when gradient_steps = 1). rejax's max_grad_norm is inf by default (not set in its tuned SAC configs), so
-ours is inf too. rejax needs gymnax's 4-tuple-era step: an adapter returns terminated | truncated as `done`.
+ours is inf too. rejax runs beside gymnax 1.0.1 through benchmarks/rejax_compat.py (done = terminated | truncated).
 
 Run: python benchmarks/bench_sac.py [--envs Pendulum-v1 CartPole-v1] [--repeats 3] [--num-seeds 1]
 """
@@ -25,31 +25,12 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
 
 import common  # noqa: E402
 import rejax_sac  # noqa: E402
 
-from rejax_configs import CONFIGS  # noqa: E402  (beside this script)
-
-
-class FiveTupleAdapter:
-    """Presents a gymnax 1.0.1 env to rejax 0.1.3: step returns (obs, state, reward, terminated | truncated, info)."""
-
-    def __init__(self, env):
-        self.env = env
-
-    def __getattr__(self, name):  # only called for names the adapter lacks; "env" itself guards copy/deepcopy
-        if name == "env":
-            raise AttributeError(name)
-        return getattr(self.env, name)
-
-    def step(self, key, state, action, params=None):
-        obs, state, reward, terminated, truncated, info = self.env.step(key, state, action, params)
-        return obs, state, reward, jnp.logical_or(terminated, truncated), info
-
-    def reset(self, key, params=None):
-        return self.env.reset(key, params)
+from rejax_compat import FiveTupleStep, import_rejax  # noqa: E402  (beside this script)
+from rejax_configs import CONFIGS  # noqa: E402
 
 
 def zero_callback(*args):
@@ -74,11 +55,10 @@ def our_config(env_name, reference):
 
 
 def rejax_algo(env_name, reference):
-    import rejax
-
+    rejax = import_rejax()
     env, env_params = common.make_env(env_name)
     config = {k: v for k, v in reference.items() if k != "env"}
-    algo = rejax.SAC.create(env=FiveTupleAdapter(env), env_params=env_params, **config)
+    algo = rejax.SAC.create(env=FiveTupleStep(env), env_params=env_params, **config)
     return algo.replace(eval_callback=zero_callback)
 
 

@@ -8,10 +8,9 @@ action half-range is 2, so ours (fractions of the half-range) are half of them: 
 target clip 0.25. Only training is timed: on both sides the evaluation callback returns a constant, and the
 returns are measured afterwards with the same evaluator (64 deterministic episodes per seed).
 
-Needs `pip install rejax==0.1.3 --no-deps` (benchmark only; rejax needs chex; its networks module imports distrax,
-which TD3 does not use, so a stand-in module is registered when distrax is missing). gymnax 1.0.1's step returns
-(obs, state, reward, terminated, truncated, info), so rejax gets an adapter env whose step returns the 5-tuple
-(obs, state, reward, terminated | truncated, info) it expects.
+Needs PyPI rejax 0.1.3 (benchmark only: `pip install rejax==0.1.3 --no-deps chex`), run beside gymnax 1.0.1 through
+benchmarks/rejax_compat.py: a 5-tuple `step` (done = terminated | truncated) and, where distrax does not import,
+a plain-jax stand-in for the distributions rejax samples from.
 
 Run: python benchmarks/bench_td3.py [--runs 3] [--seeds 1]
 """
@@ -20,7 +19,6 @@ import argparse
 import os
 import sys
 import time
-import types
 
 import jax
 import jax.numpy as jnp
@@ -29,6 +27,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import common  # noqa: E402
 import rejax_td3  # noqa: E402
+from rejax_compat import FiveTupleStep, import_rejax  # noqa: E402
 
 TOTAL, EVAL_FREQ = 10_000, 100
 OURS = dict(num_envs=1, buffer_size=10_000, learning_starts=1000, batch_size=100, learning_rate=1e-3, gradient_steps=1,
@@ -42,35 +41,13 @@ REJAX = dict(env="Pendulum-v1", actor_kwargs=dict(activation="swish"), critic_kw
              normalize_observations=True)
 
 
-class StepAdapter:
-    """gymnax 1.0.1 env seen through the pre-1.0 interface rejax 0.1.3 expects: step returns a 5-tuple."""
-
-    def __init__(self, env):
-        self.env = env
-
-    def __getattr__(self, name):  # everything but step is the wrapped env's (guarded for deepcopy)
-        if name == "env":
-            raise AttributeError(name)
-        return getattr(self.env, name)
-
-    def step(self, key, state, action, params=None):
-        obs, state, reward, terminated, truncated, info = self.env.step(key, state, action, params)
-        return obs, state, reward, terminated | truncated, info
-
-
 def no_eval(*args):
     return jnp.zeros(())
 
 
 def make_rejax(env, env_params):
-    if "distrax" not in sys.modules:
-        try:
-            import distrax  # noqa: F401
-        except Exception:
-            sys.modules["distrax"] = types.ModuleType("distrax")
-    import rejax
-
-    algo = rejax.TD3.create(**{**REJAX, "env": StepAdapter(env), "env_params": env_params})
+    rejax = import_rejax()
+    algo = rejax.TD3.create(**{**REJAX, "env": FiveTupleStep(env), "env_params": env_params})
     algo = algo.replace(eval_callback=no_eval)
     train = jax.jit(jax.vmap(lambda rng: algo.train(rng)))
     act = lambda ts: algo.make_act(ts)  # noqa: E731

@@ -10,9 +10,8 @@ compiled training programs from the cache); rejax keeps no cache, so each of its
 is a fresh process, so imports count. The compile seconds are what each side prints (ours: lowering and compiling
 both training programs, side by side; rejax: lower + compile of its one program).
 
-rejax 0.1.3 is benchmark-only: `pip install rejax==0.1.3 --no-deps chex`. Its networks module imports distrax, whose
-tensorflow-probability does not import under jax 0.10, so the rejax job registers a stand-in distrax with the two
-classes its discrete agents use (Categorical, EpsilonGreedy), and gives rejax gymnax's older 5-tuple step.
+rejax 0.1.3 is benchmark-only: `pip install rejax==0.1.3 --no-deps chex`; benchmarks/rejax_compat.py gives it gymnax's
+older 5-tuple step and, where distrax does not import, a plain-jax stand-in for its discrete distributions.
 
 Run: python benchmarks/whole_command.py [--algos ppo dqn sac] [--repeats 1]   (results: benchmarks/whole_command.md)
 """
@@ -26,7 +25,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import types
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -83,13 +81,14 @@ def theirs(algo: str, out: str) -> dict:
 
 def rejax_job(algo: str, out: str):
     """What a user of PyPI rejax writes: its tuned config, 16 seeds in one jitted vmapped call, results saved."""
-    install_distrax_stand_in()
     import jax
     import jax.numpy as jnp
     import numpy as np
-    import rejax
     from gymnax import make
+    from rejax_compat import FiveTupleStep, import_rejax
     from rejax_configs import CONFIGS
+
+    rejax = import_rejax()
 
     config = {k: v for k, v in CONFIGS[(algo, "CartPole-v1")].items() if k != "env"}
     env, env_params = make("CartPole-v1")
@@ -104,56 +103,6 @@ def rejax_job(algo: str, out: str):
     os.makedirs(out, exist_ok=True)
     np.save(os.path.join(out, "final_returns.npy"), final)
     json.dump({"compile": compile_s, "final": float(jnp.mean(final))}, open(os.path.join(out, "rejax.json"), "w"))
-
-
-class FiveTupleStep:
-    """gymnax 1.0.1's env seen through the 5-tuple step rejax 0.1.3 unpacks (done = terminated | truncated)."""
-
-    def __init__(self, env):
-        self.env = env
-
-    def __getattr__(self, name):  # everything but step is the wrapped env's ("env" guarded for copy/deepcopy)
-        if name == "env":
-            raise AttributeError(name)
-        return getattr(self.env, name)
-
-    def step(self, key, state, action, params=None):
-        obs, state, reward, terminated, truncated, info = self.env.step(key, state, action, params)
-        return obs, state, reward, terminated | truncated, info
-
-
-def install_distrax_stand_in():
-    """distrax's Categorical and EpsilonGreedy (the two distributions rejax's discrete agents use), in plain jax."""
-    import jax
-    import jax.numpy as jnp
-
-    class Categorical:
-        def __init__(self, logits=None, probs=None):
-            self.logits = jax.nn.log_softmax(logits) if logits is not None else jnp.log(probs)
-
-        def sample(self, seed, sample_shape=()):
-            return jax.random.categorical(seed, self.logits, shape=tuple(sample_shape) + self.logits.shape[:-1])
-
-        def log_prob(self, value):
-            return jnp.take_along_axis(self.logits, jnp.asarray(value)[..., None].astype(int), -1)[..., 0]
-
-        def entropy(self):
-            return -jnp.sum(jnp.exp(self.logits) * self.logits, -1)
-
-        def mode(self):
-            return jnp.argmax(self.logits, -1)
-
-        @property
-        def probs(self):
-            return jnp.exp(self.logits)
-
-    class EpsilonGreedy(Categorical):
-        def __init__(self, preferences, epsilon, dtype=int):
-            greedy = (preferences == preferences.max(-1, keepdims=True)).astype(jnp.float32)
-            super().__init__(probs=(1 - epsilon) * greedy / greedy.sum(-1, keepdims=True)
-                             + epsilon / preferences.shape[-1])
-
-    sys.modules["distrax"] = types.SimpleNamespace(Categorical=Categorical, EpsilonGreedy=EpsilonGreedy)
 
 
 def main():
