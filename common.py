@@ -210,6 +210,10 @@ def check_action_space(algo: str, env, env_params):
             f"{algo.upper()} needs discrete actions but {env_name(env)} has continuous ones; "
             f"use one of {', '.join(a.upper() for a in CONTINUOUS_ALGORITHMS)} for continuous actions."
         )
+    space = env.action_space(env_params)
+    if not discrete and algo != "ppo" and not (np.isfinite(space.low).all() and np.isfinite(space.high).all()):
+        raise ValueError(f"{algo.upper()} maps its actions from [-1, 1] onto the action space's bounds, which must be "
+                         f"finite; give the environment's action space finite low and high values.")
 
 
 def reset_envs(env, env_params, rng, num_envs: int):

@@ -155,10 +155,6 @@ class Config:
         if not (isinstance(self.ou_theta, (int, float, np.number)) and 0 < self.ou_theta <= 1):
             raise ValueError(f"ou_theta must lie in (0, 1] (1 makes the ou noise independent at every step), got "
                              f"{self.ou_theta!r}.")
-        space = self.env.action_space(self.env_params)
-        if not (np.isfinite(space.low).all() and np.isfinite(space.high).all()):
-            raise ValueError("DDPG maps its actions from [-1, 1] onto the action space's bounds, which are not finite "
-                             "here; give the environment's action space finite low and high values.")
 
     @property
     def steps_per_iteration(self) -> int:

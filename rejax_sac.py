@@ -14,23 +14,19 @@ Notable choices:
   (benchmarks/sac.md). CartPole-v1 and Pendulum-v1 keep their tuned init_alpha 1 (where ending is bad, it helps).
 - Departures from the papers: gradient clipping (max_grad_norm 10, which also clips log_alpha's gradient) is in none
   of them; the networks are 64-64, not 256-256; the discrete target_entropy_scale is 0.5 by default where
-  Christodoulou uses 0.98, which keeps the policy near uniform and alpha high.
-- `tau` is the fraction MOVED toward the online critics per gradient step (as cleanRL and the SAC paper); PyPI
-  rejax's `polyak` is the fraction KEPT: tau = 1 - polyak.
+  Christodoulou uses 0.98, which keeps the policy near uniform and alpha high. Acrobot-v1's entry decays it 0.7 -> 0.1
+  and the learning rate to 0; with both constant, 3 of 8 greedy policies never reached the goal (benchmarks/sac.md).
 - Continuous policies act in [-1, 1]^|A| (log-probabilities, entropy target and critics use that action); a fixed
   affine map onto the env's finite [low, high] is applied only when stepping (as SB3 and softlearning do).
-- num_critics critics (2 = clipped double Q); targets and the policy use their minimum.
-- Time-limit truncation is not termination: the buffer stores the observation the action led to and `terminated`.
 - The replay buffer is a ring [rows, num_envs, ...] written at an index that depends only on the step count (the
   same for every seed, so vmap keeps it a slice update). New rows wait in a small `recent` block and reach the ring
-  in one write per block; batches read both, uniformly over the rows written so far. Why: XLA on CPU copies a buffer
-  that one loop iteration both reads and writes, the whole buffer of every seed at every env step (87 vs 74 ms per
-  iteration of a 300-seed CartPole run). Warm-up is its own loop: no per-step `lax.cond` runs both branches.
+  in one write per block, as XLA on CPU copies a buffer that a loop iteration both reads and writes (the whole buffer
+  of every seed at every step: 87 vs 74 ms per iteration at 300 seeds). Warm-up is its own loop, not a `lax.cond`.
 
 Run: python rejax_sac.py --env Pendulum-v1 --num-seeds 4
 """
 
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, NamedTuple, Optional
 
 import flax.linen as nn
 import jax
@@ -47,9 +43,9 @@ TUNED = {
     "CartPole-v1": dict(num_envs=4, buffer_size=10_000, batch_size=64, learning_starts=1_000, init_alpha=1.0,
                         activation="tanh", learning_rate=2e-3, tau=0.05, target_entropy_scale=0.7,
                         total_timesteps=32_000, eval_freq=4_000),
-    "Acrobot-v1": dict(num_envs=4, buffer_size=50_000, batch_size=128, learning_starts=1_000, init_alpha=1.0,
-                       activation="tanh", learning_rate=1e-3, tau=0.05, target_entropy_scale=0.7,
-                       total_timesteps=100_000, eval_freq=10_000),
+    "Acrobot-v1": dict(num_envs=8, gradient_steps=2, buffer_size=50_000, batch_size=128, learning_starts=1_000,
+                       init_alpha=1.0, activation="tanh", learning_rate=1e-3, tau=0.05, target_entropy_scale=0.7,
+                       final_target_entropy_scale=0.1, anneal_lr=True, total_timesteps=100_000, eval_freq=10_000),
     "Pendulum-v1": dict(num_envs=1, buffer_size=20_000, learning_starts=500, init_alpha=1.0, learning_rate=3e-3,
                         tau=0.02, normalize_observations=True, total_timesteps=8_000, eval_freq=1_000),
 }
@@ -91,6 +87,8 @@ class Config:
     """Q networks in the ensemble; targets and the policy loss use their minimum (2 = clipped double Q)."""
     normalize_observations: bool = struct.field(pytree_node=False, default=False)
     """Normalise observations with a running mean and variance shared by all envs (buffer keeps raw observations)."""
+    anneal_lr: bool = struct.field(pytree_node=False, default=False)
+    """Decay the learning rate linearly to 0 over the run's gradient steps."""
 
     learning_rate: float = 3e-4
     """Adam step size of the actor, the critics and the temperature."""
@@ -103,6 +101,8 @@ class Config:
     """Initial entropy temperature alpha (then tuned automatically toward the target entropy)."""
     target_entropy_scale: float = 0.5
     """Discrete actions only: target entropy = target_entropy_scale * log|A|, in (0, 1]. Continuous: -|A|."""
+    final_target_entropy_scale: Optional[float] = None
+    """Discrete only: if set, the scale moves linearly from target_entropy_scale to it over the run's first half."""
     max_grad_norm: float = 10.0
     """Gradients of each network are rescaled to at most this global norm."""
 
@@ -136,14 +136,11 @@ class Config:
         if self.learning_starts >= self.total_timesteps:
             raise ValueError(f"learning_starts ({self.learning_starts}) must be below total_timesteps "
                              f"({self.total_timesteps}), or no gradient step is ever taken.")
-        if self.discrete and not 0 < self.target_entropy_scale <= 1:
-            raise ValueError(f"target_entropy_scale must lie in (0, 1] for discrete actions (a fraction of the "
-                             f"maximum entropy log|A|), got {self.target_entropy_scale!r}.")
-        bounds = () if self.discrete else (self.env.action_space(self.env_params).low,
-                                           self.env.action_space(self.env_params).high)
-        if not all(np.isfinite(bound).all() for bound in bounds):
-            raise ValueError(f"SAC maps its actions in [-1, 1] onto the env's action bounds, which must be finite, "
-                             f"got low and high {bounds}; give the env's action space finite bounds.")
+        for name, value in (("target_entropy_scale", self.target_entropy_scale if self.discrete else None),
+                            ("final_target_entropy_scale", self.final_target_entropy_scale)):
+            if value is not None and not (self.discrete and 0 < value <= 1):
+                raise ValueError(f"{name} must lie in (0, 1] (a fraction of the maximum entropy log|A|) and applies "
+                                 f"to discrete actions only, got {value!r}.")
         if not self.hidden_layer_sizes or min(self.hidden_layer_sizes) < 1:
             raise ValueError(f"hidden_layer_sizes must be positive widths, got {self.hidden_layer_sizes!r}.")
         if self.activation not in ACTIVATIONS:
@@ -264,11 +261,16 @@ class SAC:
 
     @classmethod
     def optimizer(cls, config):
-        return optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.adam(config.learning_rate))
+        steps = config.num_evals * config.iterations_per_eval * config.gradient_steps  # gradient steps in the run
+        lr = optax.linear_schedule(config.learning_rate, 0.0, steps) if config.anneal_lr else config.learning_rate
+        return optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.adam(lr))
 
     @classmethod
-    def target_entropy(cls, config):
-        return config.target_entropy_scale * jnp.log(config.action_dim) if config.discrete else -config.action_dim
+    def target_entropy(cls, config, global_step=0):
+        """-|A|, or a fraction of log|A|, decaying linearly if final_target_entropy_scale is set (Xu et al. 2021)."""
+        start, end, progress = config.target_entropy_scale, config.final_target_entropy_scale, global_step
+        scale = start if end is None else start + (end - start) * jnp.minimum(1, 2 * progress / config.total_env_steps)
+        return scale * jnp.log(config.action_dim) if config.discrete else -config.action_dim
 
     @classmethod
     def init(cls, config, rng) -> TrainState:
@@ -302,7 +304,6 @@ class SAC:
 
     @classmethod
     def scale_action(cls, config, action):
-        """Map an action in [-1, 1]^|A| affinely onto the env's [low, high]; discrete actions pass through."""
         space = config.env.action_space(config.env_params)
         return action if config.discrete else space.low + 0.5 * (action + 1.0) * (space.high - space.low)
 
@@ -329,7 +330,6 @@ class SAC:
             action, _ = cls.sample_action(config, train_state.actor_params, obs, rng_action)
         next_obs, env_state, reward, terminated, truncated, final_obs = common.step_envs(
             config.env, config.env_params, rng_step, train_state.env_state, cls.scale_action(config, action))
-
         transition = Transition(train_state.obs, action, reward, terminated, final_obs)
         obs_stats = train_state.obs_stats  # updated with the observation acted in, as in the other algorithms
         obs_stats = obs_stats.update(train_state.obs) if config.normalize_observations else obs_stats
@@ -396,9 +396,9 @@ class SAC:
         return loss, {"actor_loss": loss, "entropy": jax.lax.stop_gradient(-log_pi.mean())}
 
     @classmethod
-    def alpha_loss(cls, config, log_alpha, entropy):
+    def alpha_loss(cls, config, log_alpha, entropy, target_entropy):
         """log(alpha) (H - target) (SAC eq. 18, Christodoulou eq. 11): alpha falls while the entropy H > target."""
-        return log_alpha * (entropy - cls.target_entropy(config)), {}
+        return log_alpha * (entropy - target_entropy), {}
 
     @classmethod
     def update(cls, config, train_state, batch: Transition, rng):
@@ -418,7 +418,8 @@ class SAC:
         actor_params, actor_opt_state, actor_metrics = descend(
             cls.actor_loss, ts.actor_params, ts.actor_opt_state, critic_params, alpha, batch.obs, rng_actor)
         log_alpha, alpha_opt_state, _ = descend(
-            cls.alpha_loss, ts.log_alpha, ts.alpha_opt_state, actor_metrics["entropy"])
+            cls.alpha_loss, ts.log_alpha, ts.alpha_opt_state, actor_metrics["entropy"],
+            cls.target_entropy(config, ts.global_step))
         target_critic_params = optax.incremental_update(critic_params, ts.target_critic_params, config.tau)
         ts = ts.replace(actor_params=actor_params, critic_params=critic_params, log_alpha=log_alpha,
                         target_critic_params=target_critic_params, actor_opt_state=actor_opt_state,
@@ -452,8 +453,7 @@ class SAC:
 
     @classmethod
     def warm_up(cls, config, train_state):
-        """learning_starts env steps with uniformly random actions, written to the ring at once (the last ones only if
-        they are more than it holds)."""
+        """learning_starts env steps of uniformly random actions, written to the ring at once (the last ones it holds)."""
         train_state, rows = jax.lax.scan(lambda ts, _: cls.step_env(config, ts, random=True), train_state, None,
                                          length=config.warmup_iterations)
         keep = min(config.warmup_iterations, config.buffer_rows)
