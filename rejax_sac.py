@@ -15,12 +15,10 @@ Notable choices:
 - Departures from the papers: gradient clipping (max_grad_norm 10, which also clips log_alpha's gradient) is in none
   of them; the networks are 64-64, not 256-256; the discrete target_entropy_scale is 0.5 by default where
   Christodoulou uses 0.98, which keeps the policy near uniform and alpha high.
-- `tau` is the fraction MOVED toward the online critics per gradient step (as cleanRL and the SAC paper); PyPI
-  rejax's `polyak` is the fraction KEPT: tau = 1 - polyak.
 - Continuous policies act in [-1, 1]^|A| (log-probabilities, entropy target and critics use that action); a fixed
   affine map onto the env's finite [low, high] is applied only when stepping (as SB3 and softlearning do).
-- num_critics critics (2 = clipped double Q); targets and the policy use their minimum.
 - Time-limit truncation is not termination: the buffer stores the observation the action led to and `terminated`.
+- normalize_rewards: raw rewards in the buffer, divided by the return std when sampled (one scale per batch, as SB3).
 - The replay buffer is a ring [rows, num_envs, ...] written at an index that depends only on the step count (the
   same for every seed, so vmap keeps it a slice update). New rows wait in a small `recent` block and reach the ring
   in one write per block; batches read both, uniformly over the rows written so far. Why: XLA on CPU copies a buffer
@@ -91,6 +89,8 @@ class Config:
     """Q networks in the ensemble; targets and the policy loss use their minimum (2 = clipped double Q)."""
     normalize_observations: bool = struct.field(pytree_node=False, default=False)
     """Normalise observations with a running mean and variance shared by all envs (buffer keeps raw observations)."""
+    normalize_rewards: bool = struct.field(pytree_node=False, default=False)
+    """Divide sampled rewards by a running std of the discounted return (gym's NormalizeReward, at sampling time)."""
 
     learning_rate: float = 3e-4
     """Adam step size of the actor, the critics and the temperature."""
@@ -109,12 +109,7 @@ class Config:
     @classmethod
     def make(cls, env="Pendulum-v1", env_params=None, **overrides) -> "Config":
         """Build and validate a config: class defaults < tuned values for this env < `overrides`."""
-        env, env_params = common.resolve_env(env, env_params)
-        common.check_action_space("sac", env, env_params)
-        values = common.apply_overrides(cls, env, TUNED.get(common.env_name(env), {}), overrides, {})
-        config = cls(env=env, env_params=env_params, **values)
-        config.validate()
-        return config
+        return common.make_config(cls, "sac", TUNED, env, env_params, overrides)
 
     def validate(self):
         common.check_positive(
@@ -248,6 +243,7 @@ class TrainState:
     env_state: Any  # [num_envs, ...]
     obs: jax.Array  # [num_envs, ...] current raw observation
     obs_stats: common.RunningMeanStd
+    reward_stats: common.ReturnStats  # frozen unless normalize_rewards
     episode_stats: common.EpisodeStats
 
 
@@ -284,7 +280,8 @@ class SAC:
         opt = cls.optimizer(config)
         return TrainState(rng, jnp.array(0, jnp.int32), actor_params, critic_params, critic_params, log_alpha,
                           opt.init(actor_params), opt.init(critic_params), opt.init(log_alpha), buffer, env_state, obs,
-                          common.RunningMeanStd.create(obs.shape[1:]), common.EpisodeStats.create(config.num_envs))
+                          common.RunningMeanStd.create(obs.shape[1:]), common.ReturnStats.create(config.num_envs),
+                          common.EpisodeStats.create(config.num_envs))
 
     @classmethod
     def normalize(cls, config, obs_stats, obs):
@@ -333,9 +330,11 @@ class SAC:
         transition = Transition(train_state.obs, action, reward, terminated, final_obs)
         obs_stats = train_state.obs_stats  # updated with the observation acted in, as in the other algorithms
         obs_stats = obs_stats.update(train_state.obs) if config.normalize_observations else obs_stats
+        reward_stats = train_state.reward_stats.update(reward, terminated | truncated, config.gamma)
         train_state = train_state.replace(
             rng=rng, global_step=train_state.global_step + config.num_envs, env_state=env_state, obs=next_obs,
-            obs_stats=obs_stats, episode_stats=train_state.episode_stats.update(reward, terminated | truncated))
+            obs_stats=obs_stats, reward_stats=reward_stats if config.normalize_rewards else train_state.reward_stats,
+            episode_stats=train_state.episode_stats.update(reward, terminated | truncated))
         return train_state, transition
 
     @classmethod
@@ -361,7 +360,8 @@ class SAC:
 
         batch = jax.tree.map(take, train_state.buffer, recent)
         obs, next_obs = (cls.normalize(config, train_state.obs_stats, o) for o in (batch.obs, batch.next_obs))
-        return batch._replace(obs=obs, next_obs=next_obs)
+        reward = train_state.reward_stats.scale(batch.reward) if config.normalize_rewards else batch.reward
+        return batch._replace(obs=obs, reward=reward, next_obs=next_obs)
 
     @classmethod
     def policy_expectations(cls, config, actor_params, critic_params, obs, rng):
