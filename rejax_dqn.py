@@ -23,9 +23,8 @@ Notable choices:
 - One iteration = `train_freq` steps in each of `num_envs` envs, then `gradient_steps` Adam steps on batches of
   `batch_size`, then a target update: Polyak averaging with `tau` (tau = 1 and `target_update_freq` = N gives hard
   copies every N env steps). Gradients are clipped to a global norm; the loss is Huber or MSE.
-- normalize_rewards: the buffer keeps raw rewards, as raw observations, divided by the return std when sampled (as
-  SB3 does), so a batch is on one scale; gym's wrapper scales at collection, leaving old transitions on old scales.
-  Action masks (`has_action_mask`) limit acting and the target's max/argmax to the allowed actions.
+- normalize_rewards: raw rewards in the buffer, divided by the return std when sampled (one scale per batch, as SB3;
+  gym's wrapper scales at collection). Action masks limit acting and the target's max/argmax to allowed actions.
 - The whole run, evaluation included, is one jittable function of (config, rng), vmappable over seeds and over
   the numeric hyperparameters.
 
@@ -410,7 +409,7 @@ class DQN:
         return loss, {"td_loss": loss, "q_values": q_taken.mean()}
 
     @classmethod
-    def update(cls, config, train_state, batch: Transition, next_mask):
+    def update(cls, config, train_state, batch: Transition, next_mask=None):
         """One gradient step on a batch of (normalised) transitions; next_mask: the allowed next actions (or None)."""
         network = cls.network(config)
         next_q_target = network.apply(train_state.target_params, batch.next_obs)
@@ -446,8 +445,9 @@ class DQN:
             batches.reward), next_obs=cls.normalize(config, train_state.obs_stats, batches.next_obs))
         # UPDATE: the buffer stays out of the loop carry, so XLA never copies it.
         buffer = train_state.buffer
+        xs = (batches,) if next_mask is None else (batches, next_mask)  # so an update(config, ts, batch) still fits
         train_state, metrics = jax.lax.scan(lambda ts, xs: cls.update(config, ts, *xs),
-                                            train_state.replace(rng=rng, buffer=None), (batches, next_mask))
+                                            train_state.replace(rng=rng, buffer=None), xs)
         # TARGET network
         return cls.update_target(config, train_state.replace(buffer=buffer), previous_step)
 
