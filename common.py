@@ -6,7 +6,7 @@ Sections, in order:
   2. Pytree wrappers: `EpisodeStats` (training-episode returns), `RunningMeanStd` (observation normalisation),
      `ReturnStats` (reward normalisation).
   3. Evaluation: `evaluate` and `evaluate_policy`, the body of every algorithm's default callback.
-  4. Config helpers: override merging and value checks; `get_agent`.
+  4. Config helpers: `make_config` (every `Config.make`: env, overrides, validation), value checks; `get_agent`.
 
 An algorithm file plus this module is the whole Python API (`Config.make`, `train`, `make_act`). The command line
 (flags, sweeps, devices, checkpoints, progress, wandb, results) is `cli.py`, which imports this module, never the
