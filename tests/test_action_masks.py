@@ -5,6 +5,7 @@ such an env in one sentence."""
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 from flax import struct
 from gymnax.environments import environment, spaces
@@ -150,6 +151,31 @@ def test_ppo_loss_with_masked_logits_is_finite():
     assert np.isfinite(loss) and all(np.isfinite(v) for v in metrics.values())
     assert all(np.isfinite(g).all() for g in jax.tree_util.tree_leaves(grads))
     assert float(metrics["entropy"]) == pytest.approx(0.0, abs=1e-6)  # one allowed action: a certain policy
+
+
+@pytest.mark.parametrize("double", [True, False])
+def test_dqn_target_maximises_over_the_allowed_next_actions(double):
+    config = rejax_dqn.Config.make(env=OneAllowedEnv(), double=double, total_timesteps=2_000, learning_starts=100)
+    ts = rejax_dqn.DQN.init(config, jax.random.PRNGKey(0))
+    ts = ts.replace(target_params=rejax_dqn.DQN.init(config, jax.random.PRNGKey(1)).params)  # online != target
+    obs, states = jax.vmap(config.env.reset_env, in_axes=(0, None))(jax.random.split(jax.random.PRNGKey(2), 32),
+                                                                      config.env_params)
+    next_obs, reward = jnp.roll(obs, 1, 0), jnp.linspace(-1.0, 1.0, 32)
+    batch = rejax_dqn.Transition(obs, states.allowed, reward, jnp.zeros(32), next_obs)
+    next_mask = common.action_mask(config.env, config.env_params, next_obs)
+
+    def expected_loss(mask):
+        network = rejax_dqn.DQN.network(config)
+        next_q_target = network.apply(ts.target_params, next_obs)
+        picker = network.apply(ts.params, next_obs) if double else next_q_target
+        best = jnp.argmax(jnp.where(mask, picker, -jnp.inf), -1)
+        target = reward + config.gamma * jnp.take_along_axis(next_q_target, best[:, None], -1)[:, 0]
+        q = jnp.take_along_axis(network.apply(ts.params, obs), states.allowed[:, None], -1)[:, 0]
+        return optax.huber_loss(q - target).mean()
+
+    _, metrics = rejax_dqn.DQN.update(config, ts, batch, next_mask)
+    np.testing.assert_allclose(metrics["td_loss"], expected_loss(next_mask), rtol=1e-5)
+    assert not np.isclose(expected_loss(next_mask), expected_loss(jnp.ones_like(next_mask)), rtol=1e-3)
 
 
 @pytest.mark.parametrize("algo", ["iqn", "sac", "ddpg", "td3"])
