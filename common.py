@@ -1,11 +1,12 @@
 """What every rejax algorithm file shares: environments, wrappers, evaluation and config checks.
 
 Sections, in order:
-  1. Environments: `make_env` (gymnax names and `brax/<name>`), action-space helpers, vectorised reset/step with
-     correct episode ends.
-  2. Pytree wrappers: `EpisodeStats` (training-episode returns), `RunningMeanStd` (observation normalisation).
+  1. Environments: `make_env` (gymnax names and `brax/<name>`), action-space and action-mask helpers, vectorised
+     reset/step with correct episode ends.
+  2. Pytree wrappers: `EpisodeStats` (training-episode returns), `RunningMeanStd` (observation normalisation),
+     `ReturnStats` (reward normalisation).
   3. Evaluation: `evaluate` and `evaluate_policy`, the body of every algorithm's default callback.
-  4. Config helpers: override merging and value checks; `get_agent`.
+  4. Config helpers: `make_config` (every `Config.make`: env, overrides, validation), value checks; `get_agent`.
 
 An algorithm file plus this module is the whole Python API (`Config.make`, `train`, `make_act`). The command line
 (flags, sweeps, devices, checkpoints, progress, wandb, results) is `cli.py`, which imports this module, never the
@@ -47,6 +48,7 @@ from flax import struct
 ALGORITHMS = ("ppo", "dqn", "iqn", "pqn", "sac", "ddpg", "td3")
 DISCRETE_ALGORITHMS = ("ppo", "dqn", "iqn", "pqn", "sac")
 CONTINUOUS_ALGORITHMS = ("ppo", "sac", "ddpg", "td3")
+MASK_ALGORITHMS = ("ppo", "dqn", "pqn")  # those that honour an environment's action mask (see `action_mask`)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -198,8 +200,13 @@ def is_discrete(env, env_params) -> bool:
 
 
 def check_action_space(algo: str, env, env_params):
-    """Raise a one-sentence error when `algo` cannot act in this environment's action space."""
+    """Raise a one-sentence error when `algo` cannot act in this environment's action space (or its action mask)."""
     discrete = is_discrete(env, env_params)
+    if getattr(env, "has_action_mask", False) and (algo not in MASK_ALGORITHMS or not discrete):
+        raise ValueError(
+            f"{env_name(env)} declares an action mask, which only {', '.join(a.upper() for a in MASK_ALGORITHMS)} "
+            f"honour, with discrete actions; use one of them (or an environment without has_action_mask)."
+        )
     if discrete and algo not in DISCRETE_ALGORITHMS:
         raise ValueError(
             f"{algo.upper()} needs continuous actions but {env_name(env)} has discrete ones; "
@@ -214,6 +221,32 @@ def check_action_space(algo: str, env, env_params):
     if not discrete and algo != "ppo" and not (np.isfinite(space.low).all() and np.isfinite(space.high).all()):
         raise ValueError(f"{algo.upper()} maps its actions from [-1, 1] onto the action space's bounds, which must be "
                          f"finite; give the environment's action space finite low and high values.")
+
+
+def action_mask(env, env_params, obs):
+    """The allowed actions, bool [..., n], of an env that declares `has_action_mask = True`: its observations are
+    flat vectors whose last n entries (n discrete actions) are 1.0 (allowed) or 0.0 (forbidden). A row that allows
+    nothing (e.g. a terminal state's) allows everything instead. None for any other env, decided in Python."""
+    if not getattr(env, "has_action_mask", False):
+        return None
+    mask = obs[..., -env.action_space(env_params).n:] > 0.5
+    return mask | ~mask.any(-1, keepdims=True)
+
+
+def mask_actions(values, mask):
+    """Logits or Q-values [..., n] with forbidden actions set to the lowest finite float, so max, argmax and softmax
+    pass them over and sums stay finite (exp gives 0, times it 0, not NaN); `mask` None returns `values`."""
+    return values if mask is None else jnp.where(mask, values, jnp.finfo(values.dtype).min)
+
+
+def random_action(uniform, mask, n: int):
+    """A uniformly random allowed action from one uniform number in [0, 1) per row: the k-th allowed action,
+    k = floor(uniform * allowed count); with `mask` None, floor(uniform * n)."""
+    if mask is None:
+        return jnp.minimum(uniform * n, n - 1).astype(jnp.int32)
+    count = mask.sum(-1)
+    k = jnp.minimum(jnp.floor(uniform * count), count - 1).astype(jnp.int32)
+    return jnp.argmax(jnp.cumsum(mask, -1) > k[..., None], -1).astype(jnp.int32)
 
 
 def reset_envs(env, env_params, rng, num_envs: int):
@@ -287,6 +320,28 @@ class RunningMeanStd:
         return jnp.clip((obs - self.mean) / jnp.sqrt(self.var + 1e-8), -clip, clip)
 
 
+@struct.dataclass
+class ReturnStats:
+    """Reward normalisation as gym 0.26's `NormalizeReward`: per env a discounted return ret <- gamma * ret + reward,
+    reset to 0 once an episode ends (terminated or truncated); a running variance of ret over all envs and steps;
+    rewards divided by sqrt(var + 1e-8), the mean not subtracted. Evaluation never sees it: reported returns are raw."""
+
+    ret: jax.Array  # [num_envs] discounted return of the episode in progress
+    rms: RunningMeanStd  # of ret, a scalar
+
+    @classmethod
+    def create(cls, num_envs: int) -> "ReturnStats":
+        return cls(jnp.zeros(num_envs), RunningMeanStd.create(()))
+
+    def update(self, reward, done, gamma) -> "ReturnStats":
+        """Fold in one step of every env (rewards raw, [num_envs]); the return resets after it is counted."""
+        ret = self.ret * gamma + reward
+        return ReturnStats(jnp.where(done, 0.0, ret), self.rms.update(ret))
+
+    def scale(self, reward):
+        return reward / jnp.sqrt(self.rms.var + 1e-8)
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # 3. Evaluation
 # ---------------------------------------------------------------------------------------------------------------------
@@ -341,15 +396,20 @@ def select_seed(tree, index: int):
 # ---------------------------------------------------------------------------------------------------------------------
 # 4. Config helpers
 # ---------------------------------------------------------------------------------------------------------------------
-def apply_overrides(config_cls, env, tuned: dict, overrides: dict, defaults: dict) -> dict:
-    """Merge class defaults < `tuned` (per-environment) < `overrides`; reject unknown names with a hint."""
+def make_config(config_cls, algo: str, tuned: dict, env, env_params, overrides: dict):
+    """The body of every `Config.make`: make the env and check its action space, then build the config from class
+    defaults < `tuned[env name]` < `overrides` (an unknown name is refused with a hint) and validate it."""
+    env, env_params = resolve_env(env, env_params)
+    check_action_space(algo, env, env_params)
     names = [f.name for f in dataclasses.fields(config_cls)]
     for key in overrides:
         if key not in names:
             close = difflib.get_close_matches(key, names, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else f"; valid names: {', '.join(names)}."
             raise ValueError(f"{config_cls.__module__}.Config has no setting {key!r}{hint}")
-    return {**defaults, **tuned, **overrides}
+    config = config_cls(env=env, env_params=env_params, **{**tuned.get(env_name(env), {}), **overrides})
+    config.validate()
+    return config
 
 
 def check_positive(**values):

@@ -23,6 +23,8 @@ Notable choices:
 - One iteration = `train_freq` steps in each of `num_envs` envs, then `gradient_steps` Adam steps on batches of
   `batch_size`, then a target update: Polyak averaging with `tau` (tau = 1 and `target_update_freq` = N gives hard
   copies every N env steps). Gradients are clipped to a global norm; the loss is Huber or MSE.
+- normalize_rewards: raw rewards in the buffer, divided by the return std when sampled (one scale per batch, as SB3;
+  gym's wrapper scales at collection). Action masks limit acting and the target's max/argmax to allowed actions.
 - The whole run, evaluation included, is one jittable function of (config, rng), vmappable over seeds and over
   the numeric hyperparameters.
 
@@ -106,6 +108,8 @@ class Config:
     """TD loss: huber (delta 1, as in Mnih et al. 2015) or mse."""
     normalize_observations: bool = struct.field(pytree_node=False, default=False)
     """Normalise observations with a running mean and variance shared by all envs."""
+    normalize_rewards: bool = struct.field(pytree_node=False, default=False)
+    """Divide sampled rewards by a running std of the discounted return (gym's NormalizeReward, at sampling time)."""
     anneal_lr: bool = struct.field(pytree_node=False, default=False)
     """Decay the learning rate linearly to 0 over the run's gradient steps."""
 
@@ -128,12 +132,7 @@ class Config:
     @classmethod
     def make(cls, env="CartPole-v1", env_params=None, **overrides) -> "Config":
         """Build and validate a config: class defaults < tuned values for this env < `overrides`."""
-        env, env_params = common.resolve_env(env, env_params)
-        common.check_action_space("dqn", env, env_params)
-        values = common.apply_overrides(cls, env, TUNED.get(common.env_name(env), {}), overrides, {})
-        config = cls(env=env, env_params=env_params, **values)
-        config.validate()
-        return config
+        return common.make_config(cls, "dqn", TUNED, env, env_params, overrides)
 
     def validate(self):
         common.check_positive(total_timesteps=self.total_timesteps, eval_freq=self.eval_freq,
@@ -298,6 +297,7 @@ class TrainState:
     obs: jax.Array  # [num_envs, ...] current raw observation
     buffer: ReplayBuffer
     obs_stats: common.RunningMeanStd
+    reward_stats: common.ReturnStats  # frozen unless normalize_rewards
     episode_stats: common.EpisodeStats
 
 
@@ -327,13 +327,10 @@ class DQN:
         params = cls.network(config).init(rng_params, obs[:1])
         row = Transition(obs, jnp.zeros(config.num_envs, jnp.int32), jnp.zeros(config.num_envs),
                          jnp.zeros(config.num_envs), obs)
-        return TrainState(
-            rng=rng, global_step=jnp.array(0, jnp.int32), params=params, target_params=params,
-            opt_state=cls.optimizer(config).init(params), env_state=env_state, obs=obs,
-            buffer=ReplayBuffer.create(row, config.buffer_rows),
-            obs_stats=common.RunningMeanStd.create(obs.shape[1:]),
-            episode_stats=common.EpisodeStats.create(config.num_envs),
-        )
+        return TrainState(rng, jnp.array(0, jnp.int32), params, params, cls.optimizer(config).init(params), env_state,
+                          obs, ReplayBuffer.create(row, config.buffer_rows),
+                          common.RunningMeanStd.create(obs.shape[1:]), common.ReturnStats.create(config.num_envs),
+                          common.EpisodeStats.create(config.num_envs))
 
     @classmethod
     def normalize(cls, config, obs_stats, obs):
@@ -350,10 +347,11 @@ class DQN:
     def select_action(cls, config, params, obs_stats, obs, rng, epsilon):
         """Epsilon-greedy actions for a batch of raw observations [n, ...] -> [n]."""
         q = cls.network(config).apply(params, cls.normalize(config, obs_stats, obs))
+        mask = common.action_mask(config.env, config.env_params, obs)  # None without has_action_mask
         # One draw gives both coins: threefry is a loop on CPU, so each random call costs more than this small net.
         u = jax.random.uniform(rng, (2,) + q.shape[:1])
-        random_action = jnp.minimum(u[1] * q.shape[-1], q.shape[-1] - 1).astype(jnp.int32)
-        return jnp.where(u[0] < epsilon, random_action, jnp.argmax(q, -1))
+        random_action = common.random_action(u[1], mask, q.shape[-1])
+        return jnp.where(u[0] < epsilon, random_action, jnp.argmax(common.mask_actions(q, mask), -1))
 
     @classmethod
     def make_act(cls, config, train_state, epsilon: float = 0.0):
@@ -375,7 +373,9 @@ class DQN:
                 config.env, config.env_params, rng_step, ts.env_state, action
             )
             transition = Transition(ts.obs, action, reward, terminated.astype(jnp.float32), final_obs)
+            stats = ts.reward_stats.update(reward, terminated | truncated, config.gamma)
             ts = ts.replace(rng=rng, env_state=env_state, obs=next_obs, global_step=ts.global_step + config.num_envs,
+                            reward_stats=stats if config.normalize_rewards else ts.reward_stats,
                             episode_stats=ts.episode_stats.update(reward, terminated | truncated))
             return ts, transition
 
@@ -409,11 +409,12 @@ class DQN:
         return loss, {"td_loss": loss, "q_values": q_taken.mean()}
 
     @classmethod
-    def update(cls, config, train_state, batch: Transition):
-        """One gradient step on a batch of (normalised) transitions; returns (train_state, metrics)."""
+    def update(cls, config, train_state, batch: Transition, next_mask=None):
+        """One gradient step on a batch of (normalised) transitions; next_mask: the allowed next actions (or None)."""
         network = cls.network(config)
         next_q_target = network.apply(train_state.target_params, batch.next_obs)
         next_q = network.apply(train_state.params, batch.next_obs) if config.double else next_q_target
+        next_q, next_q_target = (common.mask_actions(q, next_mask) for q in (next_q, next_q_target))
         target = cls.td_target(config, batch.reward, batch.terminated, next_q, next_q_target)
         grads, metrics = jax.grad(cls.loss, argnums=1, has_aux=True)(config, train_state.params, batch, target)
         updates, opt_state = cls.optimizer(config).update(grads, train_state.opt_state, train_state.params)
@@ -438,12 +439,15 @@ class DQN:
         # SAMPLE every batch of the iteration in one draw (threefry is a loop on CPU: one call, not gradient_steps).
         rng, rng_sample = jax.random.split(train_state.rng)
         batches = train_state.buffer.sample(rng_sample, (config.gradient_steps, config.batch_size))
-        batches = batches._replace(obs=cls.normalize(config, train_state.obs_stats, batches.obs),
-                                   next_obs=cls.normalize(config, train_state.obs_stats, batches.next_obs))
+        next_mask = common.action_mask(config.env, config.env_params, batches.next_obs)  # of the raw observations
+        scale = train_state.reward_stats.scale if config.normalize_rewards else lambda reward: reward
+        batches = batches._replace(obs=cls.normalize(config, train_state.obs_stats, batches.obs), reward=scale(
+            batches.reward), next_obs=cls.normalize(config, train_state.obs_stats, batches.next_obs))
         # UPDATE: the buffer stays out of the loop carry, so XLA never copies it.
         buffer = train_state.buffer
-        train_state, metrics = jax.lax.scan(lambda ts, batch: cls.update(config, ts, batch),
-                                            train_state.replace(rng=rng, buffer=None), batches)
+        xs = (batches,) if next_mask is None else (batches, next_mask)  # so an update(config, ts, batch) still fits
+        train_state, metrics = jax.lax.scan(lambda ts, xs: cls.update(config, ts, *xs),
+                                            train_state.replace(rng=rng, buffer=None), xs)
         # TARGET network
         return cls.update_target(config, train_state.replace(buffer=buffer), previous_step)
 
@@ -478,17 +482,15 @@ class DQN:
                                  length=config.iterations_per_eval)
             return ts, evaluate(ts)
 
-        if resume is not None:
+        if resume is None:
+            train_state = cls.init(config, rng)
+            first = evaluate(train_state)
+            train_state, evals_done = cls.warm_up(config, train_state), 0
+        else:
             train_state, evals_done = resume
-            length = config.num_evals - evals_done if num_evals is None else num_evals
-            return jax.lax.scan(eval_interval, train_state, None, length=length)
-        train_state = cls.init(config, rng)
-        first = evaluate(train_state)
-        train_state = cls.warm_up(config, train_state)
-        length = config.num_evals if num_evals is None else num_evals
+        length = config.num_evals - evals_done if num_evals is None else num_evals
         train_state, rest = jax.lax.scan(eval_interval, train_state, None, length=length)
-        evaluation = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a[None], b]), first, rest)
-        return train_state, evaluation
+        return train_state, (rest if resume else jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), first, rest))
 
 
 train, make_act = DQN.train, DQN.make_act

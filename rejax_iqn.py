@@ -23,6 +23,8 @@ Notable choices, and where the code departs from the paper:
   and Acrobot values use N = N' = 16 (4x cheaper on CPU) and learning rates 8e-3 and 3e-3 (the paper, Atari: 5e-5).
 - Time-limit truncation is not termination (the paper does not discuss time limits): the buffer stores the
   observation the action led to (before any reset) and a `terminated` flag, and only `terminated` stops the bootstrap.
+- normalize_rewards: the buffer keeps raw rewards and a batch's are divided by the return std when sampled (as SB3
+  does), so a batch is on one scale; gym's wrapper scales at collection, leaving old transitions on old scales.
 - The replay buffer is rejax_dqn.py's ring of rows (one per env step of all envs), written in place at a position
   shared by every seed and sampled by `bits % size`: O(batch), never an unwritten slot. The whole run, evaluation
   included, is one jittable function of (config, rng), vmappable over seeds and numeric hyperparameters.
@@ -112,6 +114,8 @@ class Config:
     """Double Q-learning: the online net picks a* at s', the target net values it (off: the target net does both)."""
     normalize_observations: bool = struct.field(pytree_node=False, default=False)
     """Normalise observations with a running mean and variance shared by all envs."""
+    normalize_rewards: bool = struct.field(pytree_node=False, default=False)
+    """Divide sampled rewards by a running std of the discounted return (gym's NormalizeReward, at sampling time)."""
     anneal_lr: bool = struct.field(pytree_node=False, default=False)
     """Decay the learning rate linearly to 0 over the run's gradient steps."""
 
@@ -136,12 +140,7 @@ class Config:
     @classmethod
     def make(cls, env="CartPole-v1", env_params=None, **overrides) -> "Config":
         """Build and validate a config: class defaults < tuned values for this env < `overrides`."""
-        env, env_params = common.resolve_env(env, env_params)
-        common.check_action_space("iqn", env, env_params)
-        values = common.apply_overrides(cls, env, TUNED.get(common.env_name(env), {}), overrides, {})
-        config = cls(env=env, env_params=env_params, **values)
-        config.validate()
-        return config
+        return common.make_config(cls, "iqn", TUNED, env, env_params, overrides)
 
     def validate(self):
         names = ("total_timesteps", "eval_freq", "num_eval_episodes", "num_envs", "train_freq", "gradient_steps",
@@ -294,6 +293,7 @@ class TrainState:
     obs: jax.Array  # [num_envs, ...] current raw observation
     buffer: ReplayBuffer
     obs_stats: common.RunningMeanStd
+    reward_stats: common.ReturnStats  # frozen unless normalize_rewards
     episode_stats: common.EpisodeStats
 
 
@@ -322,11 +322,10 @@ class IQN:
         params = cls.network(config).init(rng_params, obs[:1], jnp.zeros((1, 1)))
         row = Transition(obs, jnp.zeros(config.num_envs, jnp.int32), jnp.zeros(config.num_envs),
                          jnp.zeros(config.num_envs), obs)
-        return TrainState(rng=rng, global_step=jnp.array(0, jnp.int32), params=params, target_params=params,
-                          opt_state=cls.optimizer(config).init(params), env_state=env_state, obs=obs,
-                          buffer=ReplayBuffer.create(row, config.buffer_rows),
-                          obs_stats=common.RunningMeanStd.create(obs.shape[1:]),
-                          episode_stats=common.EpisodeStats.create(config.num_envs))
+        return TrainState(rng, jnp.array(0, jnp.int32), params, params, cls.optimizer(config).init(params), env_state,
+                          obs, ReplayBuffer.create(row, config.buffer_rows),
+                          common.RunningMeanStd.create(obs.shape[1:]), common.ReturnStats.create(config.num_envs),
+                          common.EpisodeStats.create(config.num_envs))
 
     @classmethod
     def normalize(cls, config, obs_stats, obs):
@@ -368,7 +367,9 @@ class IQN:
             next_obs, env_state, reward, terminated, truncated, final_obs = common.step_envs(
                 config.env, config.env_params, rng_step, ts.env_state, action)
             transition = Transition(ts.obs, action, reward, terminated.astype(jnp.float32), final_obs)
+            stats = ts.reward_stats.update(reward, terminated | truncated, config.gamma)
             ts = ts.replace(rng=rng, env_state=env_state, obs=next_obs, global_step=ts.global_step + config.num_envs,
+                            reward_stats=stats if config.normalize_rewards else ts.reward_stats,
                             episode_stats=ts.episode_stats.update(reward, terminated | truncated))
             return ts, transition
 
@@ -439,8 +440,9 @@ class IQN:
         rng, rng_sample, rng_tau = jax.random.split(train_state.rng, 3)
         shape = (config.gradient_steps, config.batch_size)
         batches = train_state.buffer.sample(rng_sample, shape)
-        batches = batches._replace(obs=cls.normalize(config, train_state.obs_stats, batches.obs),
-                                   next_obs=cls.normalize(config, train_state.obs_stats, batches.next_obs))
+        scale = train_state.reward_stats.scale if config.normalize_rewards else lambda reward: reward
+        batches = batches._replace(obs=cls.normalize(config, train_state.obs_stats, batches.obs), reward=scale(
+            batches.reward), next_obs=cls.normalize(config, train_state.obs_stats, batches.next_obs))
         num_taus = config.num_tau_samples + config.num_tau_prime_samples + config.num_quantile_samples
         taus = jax.random.uniform(rng_tau, shape + (num_taus,))
         # UPDATE: the buffer stays out of the loop carry, so XLA never copies it.
@@ -479,17 +481,15 @@ class IQN:
                                  length=config.iterations_per_eval)
             return ts, evaluate(ts)
 
-        if resume is not None:
+        if resume is None:
+            train_state = cls.init(config, rng)
+            first = evaluate(train_state)
+            train_state, evals_done = cls.warm_up(config, train_state), 0
+        else:
             train_state, evals_done = resume
-            length = config.num_evals - evals_done if num_evals is None else num_evals
-            return jax.lax.scan(eval_interval, train_state, None, length=length)
-        train_state = cls.init(config, rng)
-        first = evaluate(train_state)
-        train_state = cls.warm_up(config, train_state)
-        length = config.num_evals if num_evals is None else num_evals
+        length = config.num_evals - evals_done if num_evals is None else num_evals
         train_state, rest = jax.lax.scan(eval_interval, train_state, None, length=length)
-        evaluation = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a[None], b]), first, rest)
-        return train_state, evaluation
+        return train_state, (rest if resume else jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), first, rest))
 
 
 train, make_act = IQN.train, IQN.make_act

@@ -9,6 +9,8 @@ Notable choices:
 - Time-limit truncation is not termination: the value of the final observation is bootstrapped (see `gae`).
 - Observation normalisation (optional) keeps one running mean/variance for all parallel envs, frozen during a rollout
   and updated after it, so the policy that acted and the policy that is trained see the same inputs.
+- Reward normalisation (optional) is gym's NormalizeReward, step by step in the rollout. With an env that declares
+  `has_action_mask`, forbidden actions' logits are the lowest float when acting and in the loss (common.mask_actions).
 
 Run: python rejax_ppo.py --env CartPole-v1 --num-seeds 16
 """
@@ -85,6 +87,8 @@ class Config:
     # --- switches (static)
     normalize_observations: bool = struct.field(pytree_node=False, default=False)
     """Normalise observations with a running mean and variance shared by all envs."""
+    normalize_rewards: bool = struct.field(pytree_node=False, default=False)
+    """Divide learning rewards by a running std of the discounted return, as gym's NormalizeReward (ReturnStats)."""
     normalize_advantages: bool = struct.field(pytree_node=False, default=True)
     """Standardise advantages within each minibatch."""
     anneal_lr: bool = struct.field(pytree_node=False, default=False)
@@ -111,19 +115,13 @@ class Config:
     @classmethod
     def make(cls, env="CartPole-v1", env_params=None, **overrides) -> "Config":
         """Build and validate a config: class defaults < tuned values for this env < `overrides`."""
-        env, env_params = common.resolve_env(env, env_params)
-        common.check_action_space("ppo", env, env_params)
-        values = common.apply_overrides(cls, env, TUNED.get(common.env_name(env), {}), overrides, {})
-        config = cls(env=env, env_params=env_params, **values)
-        config.validate()
-        return config
+        return common.make_config(cls, "ppo", TUNED, env, env_params, overrides)
 
     def validate(self):
-        common.check_positive(total_timesteps=self.total_timesteps, eval_freq=self.eval_freq,
-                              num_eval_episodes=self.num_eval_episodes, num_envs=self.num_envs,
-                              num_steps=self.num_steps, num_epochs=self.num_epochs,
-                              num_minibatches=self.num_minibatches, learning_rate=self.learning_rate,
-                              max_grad_norm=self.max_grad_norm)
+        common.check_positive(total_timesteps=self.total_timesteps, eval_freq=self.eval_freq, num_envs=self.num_envs,
+                              num_eval_episodes=self.num_eval_episodes, num_steps=self.num_steps,
+                              num_epochs=self.num_epochs, num_minibatches=self.num_minibatches,
+                              learning_rate=self.learning_rate, max_grad_norm=self.max_grad_norm)
         common.check_unit_interval(gamma=self.gamma, gae_lambda=self.gae_lambda)
         common.check_non_negative(clip_eps=self.clip_eps, ent_coef=self.ent_coef, vf_coef=self.vf_coef)
         common.check_callback(self.eval_callback)
@@ -249,8 +247,7 @@ def sample_noise(discrete, action_dim, rng, shape):
 
 
 def sample(discrete, policy, noise):
-    """An action from pre-drawn noise: argmax(logits + Gumbel) is a categorical sample (the Gumbel-max trick); noise 0
-    gives the mode."""
+    """An action from pre-drawn noise: argmax(logits + Gumbel) samples the categorical (Gumbel-max); 0: the mode."""
     if discrete:
         return jnp.argmax(policy + noise, -1)
     mean, log_std = policy
@@ -291,6 +288,7 @@ class Batch(NamedTuple):  # each field [num_envs * num_steps, ...], flattened fo
     value: jax.Array
     advantage: jax.Array
     target: jax.Array
+    mask: Any  # [..., num_actions] allowed actions, or None (an env without an action mask)
 
 
 @struct.dataclass
@@ -302,6 +300,7 @@ class TrainState:
     env_state: Any  # [num_envs, ...]
     obs: jax.Array  # [num_envs, ...] current raw observation
     obs_stats: common.RunningMeanStd
+    reward_stats: common.ReturnStats  # frozen unless normalize_rewards
     episode_stats: common.EpisodeStats
 
 
@@ -327,10 +326,9 @@ class PPO:
         rng, rng_params, rng_env = jax.random.split(rng, 3)
         obs, env_state = common.reset_envs(config.env, config.env_params, rng_env, config.num_envs)
         params = cls.network(config).init(rng_params, obs[0])
-        return TrainState(rng=rng, global_step=jnp.array(0, jnp.int32), params=params,
-                          opt_state=cls.optimizer(config).init(params), env_state=env_state, obs=obs,
-                          obs_stats=common.RunningMeanStd.create(obs.shape[1:]),
-                          episode_stats=common.EpisodeStats.create(config.num_envs))
+        return TrainState(rng, jnp.array(0, jnp.int32), params, cls.optimizer(config).init(params), env_state, obs,
+                          common.RunningMeanStd.create(obs.shape[1:]), common.ReturnStats.create(config.num_envs),
+                          common.EpisodeStats.create(config.num_envs))
 
     @classmethod
     def normalize(cls, config, obs_stats, obs):
@@ -341,6 +339,7 @@ class PPO:
         """A policy `act(obs, rng) -> action` for one observation, e.g. for evaluation after training."""
         def act(obs, rng):
             policy, _ = cls.network(config).apply(train_state.params, cls.normalize(config, train_state.obs_stats, obs))
+            policy = common.mask_actions(policy, common.action_mask(config.env, config.env_params, obs))
             noise = 0.0 if deterministic else sample_noise(config.discrete, config.action_dim, rng, ())
             return cls.env_action(config, sample(config.discrete, policy, noise))
 
@@ -349,10 +348,8 @@ class PPO:
     @classmethod
     def env_action(cls, config, action):
         """The action the env receives: a continuous one clipped to the env's bounds."""
-        if config.discrete:
-            return action
         space = config.env.action_space(config.env_params)
-        return jnp.clip(action, space.low, space.high)
+        return action if config.discrete else jnp.clip(action, space.low, space.high)
 
     @classmethod
     def collect(cls, config, train_state):
@@ -366,22 +363,24 @@ class PPO:
         def step(ts, x):
             noise, keys = x
             policy, value = cls.network(config).apply(ts.params, cls.normalize(config, ts.obs_stats, ts.obs))
+            policy = common.mask_actions(policy, common.action_mask(config.env, config.env_params, ts.obs))
             action = sample(config.discrete, policy, noise)
             next_obs, env_state, reward, terminated, truncated, final_obs = common.step_envs(
                 config.env, config.env_params, keys, ts.env_state, cls.env_action(config, action))
             done = terminated | truncated
-            transition = Transition(ts.obs, action, log_prob(config.discrete, policy, action), value, reward,
+            stats = ts.reward_stats.update(reward, done, config.gamma) if config.normalize_rewards else ts.reward_stats
+            learn_reward = stats.scale(reward) if config.normalize_rewards else reward  # by the std after this step
+            transition = Transition(ts.obs, action, log_prob(config.discrete, policy, action), value, learn_reward,
                                     terminated, done, final_obs)
             ts = ts.replace(env_state=env_state, obs=next_obs, global_step=ts.global_step + config.num_envs,
-                            episode_stats=ts.episode_stats.update(reward, done))
+                            reward_stats=stats, episode_stats=ts.episode_stats.update(reward, done))
             return ts, transition
 
         return jax.lax.scan(step, train_state.replace(rng=rng), (noise, step_keys))
 
     @classmethod
     def gae(cls, config, reward, value, next_value, terminated, done):
-        """Generalised advantage estimates and value targets, arrays [num_steps, num_envs] (GAE paper eq. 16).
-
+        """Generalised advantage estimates and value targets, arrays [num_steps, num_envs] (GAE paper eq. 16):
         delta_t = r_t + gamma * V(s'_t) * (1 - terminated_t) - V(s_t), with s'_t the observation the action led to:
         a truncated step still bootstraps. The recursion A_t = delta_t + gamma * lambda * A_{t+1} stops at any
         episode end (done_t), because s_{t+1} then belongs to a new episode."""
@@ -399,6 +398,7 @@ class PPO:
     def loss(cls, config, params, batch: Batch):
         """Clipped surrogate + value loss - entropy bonus (PPO paper eq. 9); returns (loss, metrics)."""
         policy, value = cls.network(config).apply(params, batch.obs)
+        policy = common.mask_actions(policy, batch.mask)
         log_ratio = log_prob(config.discrete, policy, batch.action) - batch.log_prob
         ratio = jnp.exp(log_ratio)
         advantage = batch.advantage
@@ -453,7 +453,8 @@ class PPO:
                                     transitions.terminated, transitions.done)
 
         flatten = lambda x: x.reshape((config.steps_per_iteration,) + x.shape[2:])  # noqa: E731
-        batch = Batch(obs, transitions.action, transitions.log_prob, transitions.value, advantage, target)
+        mask = common.action_mask(config.env, config.env_params, transitions.obs)
+        batch = Batch(obs, transitions.action, transitions.log_prob, transitions.value, advantage, target, mask)
         train_state, metrics = cls.update(config, train_state, jax.tree_util.tree_map(flatten, batch))
 
         if config.normalize_observations:
@@ -484,13 +485,12 @@ class PPO:
 
         if resume is not None:
             train_state, evals_done = resume
-            length = config.num_evals - evals_done if num_evals is None else num_evals
-            return jax.lax.scan(eval_interval, train_state, None, length=length)
-        train_state = cls.init(config, rng)
-        first = evaluate(train_state)
-        length = config.num_evals if num_evals is None else num_evals
+        else:
+            train_state, evals_done = cls.init(config, rng), 0
+            first = evaluate(train_state)
+        length = config.num_evals - evals_done if num_evals is None else num_evals
         train_state, rest = jax.lax.scan(eval_interval, train_state, None, length=length)
-        return train_state, jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a[None], b]), first, rest)
+        return train_state, (rest if resume else jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), first, rest))
 
 
 train, make_act = PPO.train, PPO.make_act

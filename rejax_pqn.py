@@ -23,7 +23,10 @@ Notable choices, and where the code departs from the paper and its code (purejax
 - The maximum over next actions uses the network after the previous iteration's updates, i.e. the one that acted;
   targets are computed once per rollout, not per epoch (as in the paper's code). Rewards can be scaled (reward_scale).
 - Optional observation normalisation keeps one running mean/variance for all envs, frozen during a rollout and updated
-  after it (as in rejax_ppo.py). No batch-norm variant and no reward normalisation.
+  after it (as in rejax_ppo.py). No batch-norm variant. Optional reward normalisation is gym's NormalizeReward, step
+  by step in the rollout (common.ReturnStats), before reward_scale.
+- With an env that declares `has_action_mask`, epsilon-greedy acting (greedy and random) and the targets' max over
+  next actions use only the allowed actions.
 
 Run: python rejax_pqn.py --env CartPole-v1 --num-seeds 8
 """
@@ -93,6 +96,8 @@ class Config:
     # --- switches (static)
     normalize_observations: bool = struct.field(pytree_node=False, default=False)
     """Normalise observations with a running mean and variance shared by all envs."""
+    normalize_rewards: bool = struct.field(pytree_node=False, default=False)
+    """Divide learning rewards by a running std of the discounted return, as gym's NormalizeReward (ReturnStats)."""
     anneal_lr: bool = struct.field(pytree_node=False, default=True)
     """Decay the learning rate linearly to 0 over the run's gradient steps."""
 
@@ -117,12 +122,7 @@ class Config:
     @classmethod
     def make(cls, env="CartPole-v1", env_params=None, **overrides) -> "Config":
         """Build and validate a config: class defaults < tuned values for this env < `overrides`."""
-        env, env_params = common.resolve_env(env, env_params)
-        common.check_action_space("pqn", env, env_params)
-        values = common.apply_overrides(cls, env, TUNED.get(common.env_name(env), {}), overrides, {})
-        config = cls(env=env, env_params=env_params, **values)
-        config.validate()
-        return config
+        return common.make_config(cls, "pqn", TUNED, env, env_params, overrides)
 
     def validate(self):
         common.check_positive(total_timesteps=self.total_timesteps, eval_freq=self.eval_freq,
@@ -226,6 +226,7 @@ class TrainState:
     env_state: Any  # [num_envs, ...]
     obs: jax.Array  # [num_envs, ...] current raw observation
     obs_stats: common.RunningMeanStd
+    reward_stats: common.ReturnStats  # frozen unless normalize_rewards
     episode_stats: common.EpisodeStats
 
 
@@ -251,10 +252,9 @@ class PQN:
         rng, rng_params, rng_env = jax.random.split(rng, 3)
         obs, env_state = common.reset_envs(config.env, config.env_params, rng_env, config.num_envs)
         params = cls.network(config).init(rng_params, obs[:1])
-        return TrainState(rng=rng, global_step=jnp.array(0, jnp.int32), params=params,
-                          opt_state=cls.optimizer(config).init(params), env_state=env_state, obs=obs,
-                          obs_stats=common.RunningMeanStd.create(obs.shape[1:]),
-                          episode_stats=common.EpisodeStats.create(config.num_envs))
+        return TrainState(rng, jnp.array(0, jnp.int32), params, cls.optimizer(config).init(params), env_state, obs,
+                          common.RunningMeanStd.create(obs.shape[1:]), common.ReturnStats.create(config.num_envs),
+                          common.EpisodeStats.create(config.num_envs))
 
     @classmethod
     def normalize(cls, config, obs_stats, obs):
@@ -271,8 +271,9 @@ class PQN:
     def select_action(cls, config, params, obs_stats, obs, uniform, epsilon):
         """Epsilon-greedy actions for raw observations [n, ...] -> [n]; `uniform` [2, n] holds the coins in [0, 1)."""
         q = cls.network(config).apply(params, cls.normalize(config, obs_stats, obs))
-        random_action = jnp.minimum(uniform[1] * q.shape[-1], q.shape[-1] - 1).astype(jnp.int32)
-        return jnp.where(uniform[0] < epsilon, random_action, jnp.argmax(q, -1))
+        mask = common.action_mask(config.env, config.env_params, obs)  # None without has_action_mask
+        random_action = common.random_action(uniform[1], mask, q.shape[-1])
+        return jnp.where(uniform[0] < epsilon, random_action, jnp.argmax(common.mask_actions(q, mask), -1))
 
     @classmethod
     def make_act(cls, config, train_state, epsilon: float = 0.0):
@@ -300,9 +301,11 @@ class PQN:
             next_obs, env_state, reward, terminated, truncated, final_obs = common.step_envs(
                 config.env, config.env_params, keys, ts.env_state, action)
             done = terminated | truncated
-            transition = Transition(ts.obs, action, reward, terminated, done, final_obs)
+            stats = ts.reward_stats.update(reward, done, config.gamma) if config.normalize_rewards else ts.reward_stats
+            learn_reward = stats.scale(reward) if config.normalize_rewards else reward  # by the std after this step
+            transition = Transition(ts.obs, action, learn_reward, terminated, done, final_obs)
             ts = ts.replace(env_state=env_state, obs=next_obs, global_step=ts.global_step + config.num_envs,
-                            episode_stats=ts.episode_stats.update(reward, done))
+                            reward_stats=stats, episode_stats=ts.episode_stats.update(reward, done))
             return ts, transition
 
         return jax.lax.scan(step, train_state.replace(rng=rng), (uniform, step_keys))
@@ -365,7 +368,9 @@ class PQN:
 
         obs = cls.normalize(config, train_state.obs_stats, transitions.obs)
         final_obs = cls.normalize(config, train_state.obs_stats, transitions.final_obs)
-        next_value = cls.network(config).apply(train_state.params, final_obs).max(-1)
+        next_q = cls.network(config).apply(train_state.params, final_obs)
+        next_value = common.mask_actions(next_q, common.action_mask(config.env, config.env_params,
+                                                                     transitions.final_obs)).max(-1)
         targets = cls.q_lambda_targets(config, config.reward_scale * transitions.reward, next_value,
                                        transitions.terminated, transitions.done)
 

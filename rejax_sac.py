@@ -89,6 +89,8 @@ class Config:
     """Normalise observations with a running mean and variance shared by all envs (buffer keeps raw observations)."""
     anneal_lr: bool = struct.field(pytree_node=False, default=False)
     """Decay the learning rate linearly to 0 over the run's gradient steps."""
+    normalize_rewards: bool = struct.field(pytree_node=False, default=False)
+    """Divide sampled rewards by a running std of the discounted return (gym's NormalizeReward, at sampling time)."""
 
     learning_rate: float = 3e-4
     """Adam step size of the actor, the critics and the temperature."""
@@ -109,12 +111,7 @@ class Config:
     @classmethod
     def make(cls, env="Pendulum-v1", env_params=None, **overrides) -> "Config":
         """Build and validate a config: class defaults < tuned values for this env < `overrides`."""
-        env, env_params = common.resolve_env(env, env_params)
-        common.check_action_space("sac", env, env_params)
-        values = common.apply_overrides(cls, env, TUNED.get(common.env_name(env), {}), overrides, {})
-        config = cls(env=env, env_params=env_params, **values)
-        config.validate()
-        return config
+        return common.make_config(cls, "sac", TUNED, env, env_params, overrides)
 
     def validate(self):
         common.check_positive(
@@ -245,6 +242,7 @@ class TrainState:
     env_state: Any  # [num_envs, ...]
     obs: jax.Array  # [num_envs, ...] current raw observation
     obs_stats: common.RunningMeanStd
+    reward_stats: common.ReturnStats  # frozen unless normalize_rewards
     episode_stats: common.EpisodeStats
 
 
@@ -286,7 +284,8 @@ class SAC:
         opt = cls.optimizer(config)
         return TrainState(rng, jnp.array(0, jnp.int32), actor_params, critic_params, critic_params, log_alpha,
                           opt.init(actor_params), opt.init(critic_params), opt.init(log_alpha), buffer, env_state, obs,
-                          common.RunningMeanStd.create(obs.shape[1:]), common.EpisodeStats.create(config.num_envs))
+                          common.RunningMeanStd.create(obs.shape[1:]), common.ReturnStats.create(config.num_envs),
+                          common.EpisodeStats.create(config.num_envs))
 
     @classmethod
     def normalize(cls, config, obs_stats, obs):
@@ -294,8 +293,7 @@ class SAC:
 
     @classmethod
     def sample_action(cls, config, actor_params, obs, rng):
-        """Discrete: a sampled action and the log-probabilities of all actions. Continuous: a reparameterised sample
-        a = tanh(mean + std * eps) in [-1, 1]^|A| and its log-probability."""
+        """A sampled action and log pi: of every action (discrete), or of the reparameterised tanh sample (continuous)."""
         policy = cls.network(config, True).apply(actor_params, obs)
         if config.discrete:
             return jax.random.categorical(rng, policy), jax.nn.log_softmax(policy)
@@ -333,9 +331,11 @@ class SAC:
         transition = Transition(train_state.obs, action, reward, terminated, final_obs)
         obs_stats = train_state.obs_stats  # updated with the observation acted in, as in the other algorithms
         obs_stats = obs_stats.update(train_state.obs) if config.normalize_observations else obs_stats
+        reward_stats = train_state.reward_stats.update(reward, terminated | truncated, config.gamma)
         train_state = train_state.replace(
             rng=rng, global_step=train_state.global_step + config.num_envs, env_state=env_state, obs=next_obs,
-            obs_stats=obs_stats, episode_stats=train_state.episode_stats.update(reward, terminated | truncated))
+            obs_stats=obs_stats, reward_stats=reward_stats if config.normalize_rewards else train_state.reward_stats,
+            episode_stats=train_state.episode_stats.update(reward, terminated | truncated))
         return train_state, transition
 
     @classmethod
@@ -361,7 +361,8 @@ class SAC:
 
         batch = jax.tree.map(take, train_state.buffer, recent)
         obs, next_obs = (cls.normalize(config, train_state.obs_stats, o) for o in (batch.obs, batch.next_obs))
-        return batch._replace(obs=obs, next_obs=next_obs)
+        reward = train_state.reward_stats.scale(batch.reward) if config.normalize_rewards else batch.reward
+        return batch._replace(obs=obs, reward=reward, next_obs=next_obs)
 
     @classmethod
     def policy_expectations(cls, config, actor_params, critic_params, obs, rng):
@@ -428,8 +429,7 @@ class SAC:
 
     @classmethod
     def train_block(cls, config, train_state):
-        """block_iterations iterations, each gradient_steps gradient steps then one STEP of every env with the updated
-        policy. New rows collect in `recent` and reach the ring in one write at the end (see the module docstring)."""
+        """block_iterations iterations of gradient_steps updates, then one STEP of every env; new rows wait in `recent`."""
         first_row, buffer = train_state.global_step // config.num_envs, train_state.buffer
         recent = jax.tree.map(lambda buf: jnp.zeros((config.block_iterations,) + buf.shape[1:], buf.dtype), buffer)
 

@@ -20,8 +20,9 @@ Notable choices:
 - learning_starts: a warm-up loop of its own, before the main one, acts uniformly at random (or with the ou noise
   alone) and makes no update, and the buffer's write position and fill level come from the loop counter: both are the
   same for every seed, so under vmap nothing branches per seed and writes stay in-place slice updates.
-- Observation normalisation (optional): the buffer keeps raw observations; minibatches are normalised with the
-  running statistics at the time they are sampled.
+- Observation and reward normalisation (optional): the buffer keeps raw observations and rewards; minibatches are
+  normalised with the running statistics at the time they are sampled (rewards divided by the return std, as SB3
+  does, so a batch is on one scale; gym's NormalizeReward scales at collection).
 - Gradients are clipped to a global norm of max_grad_norm (10) before Adam; neither the TD3 nor the DDPG paper
   clips them (a huge max_grad_norm turns it off).
 
@@ -95,6 +96,8 @@ class Config:
     """Hidden activation: relu, swish or tanh."""
     normalize_observations: bool = struct.field(pytree_node=False, default=False)
     """Normalise observations with a running mean and variance shared by all envs."""
+    normalize_rewards: bool = struct.field(pytree_node=False, default=False)
+    """Divide sampled rewards by a running std of the discounted return (gym's NormalizeReward, at sampling time)."""
     exploration_noise_type: str = struct.field(pytree_node=False, default="gaussian")
     """Exploration noise while collecting: gaussian (independent at every step) or ou (Ornstein-Uhlenbeck, correlated
     in time, one process per env, reset to 0 where an episode ends)."""
@@ -120,12 +123,7 @@ class Config:
     @classmethod
     def make(cls, env="Pendulum-v1", env_params=None, **overrides) -> "Config":
         """Build and validate a config: class defaults < tuned values for this env < `overrides`."""
-        env, env_params = common.resolve_env(env, env_params)
-        common.check_action_space("td3", env, env_params)
-        values = common.apply_overrides(cls, env, TUNED.get(common.env_name(env), {}), overrides, {})
-        config = cls(env=env, env_params=env_params, **values)
-        config.validate()
-        return config
+        return common.make_config(cls, "td3", TUNED, env, env_params, overrides)
 
     def validate(self):
         common.check_positive(total_timesteps=self.total_timesteps, eval_freq=self.eval_freq,
@@ -252,6 +250,7 @@ class TrainState:
     noise: jax.Array  # [num_envs, action_dim] Ornstein-Uhlenbeck state in units of its stationary std (0 for gaussian)
     buffer: Transition  # [buffer_rows * num_envs, ...] ring, written one block of num_envs at a time
     obs_stats: common.RunningMeanStd
+    reward_stats: common.ReturnStats  # frozen unless normalize_rewards
     episode_stats: common.EpisodeStats
 
 
@@ -282,14 +281,10 @@ class TD3:
         buffer = jax.tree_util.tree_map(lambda x: jnp.zeros((config.buffer_rows * config.num_envs,) + x.shape, x.dtype),
                                         example)
         optimizer = cls.optimizer(config)
-        return TrainState(
-            rng=rng, global_step=jnp.array(0, jnp.int32), actor_params=actor_params, critic_params=critic_params,
-            actor_target_params=actor_params, critic_target_params=critic_params,
-            actor_opt_state=optimizer.init(actor_params), critic_opt_state=optimizer.init(critic_params),
-            env_state=env_state, obs=obs, noise=jnp.zeros_like(action), buffer=buffer,
-            obs_stats=common.RunningMeanStd.create(obs.shape[1:]),
-            episode_stats=common.EpisodeStats.create(config.num_envs),
-        )
+        return TrainState(rng, jnp.array(0, jnp.int32), actor_params, critic_params, actor_params, critic_params,
+                          optimizer.init(actor_params), optimizer.init(critic_params), env_state, obs,
+                          jnp.zeros_like(action), buffer, common.RunningMeanStd.create(obs.shape[1:]),
+                          common.ReturnStats.create(config.num_envs), common.EpisodeStats.create(config.num_envs))
 
     @classmethod
     def normalize(cls, config, obs_stats, obs):
@@ -350,8 +345,10 @@ class TD3:
                 lambda buf, x: jax.lax.dynamic_update_slice_in_dim(buf, x.astype(buf.dtype), start, 0), ts.buffer, block
             )
             obs_stats = ts.obs_stats.update(ts.obs) if config.normalize_observations else ts.obs_stats
+            stats = ts.reward_stats.update(reward, terminated | truncated, config.gamma)
             ts = ts.replace(env_state=env_state, obs=next_obs, noise=ou_state, buffer=buffer, obs_stats=obs_stats,
                             global_step=ts.global_step + config.num_envs,
+                            reward_stats=stats if config.normalize_rewards else ts.reward_stats,
                             episode_stats=ts.episode_stats.update(reward, terminated | truncated))
             return ts, None
 
@@ -432,7 +429,8 @@ class TD3:
         shape = (config.gradient_steps, config.policy_delay, config.batch_size)
         index = jax.random.bits(rng_index, shape, jnp.uint32) % num_written.astype(jnp.uint32)
         batches = jax.tree_util.tree_map(lambda x: x[index], train_state.buffer)  # [G, d, B, ...]
-        batches = batches._replace(obs=cls.normalize(config, train_state.obs_stats, batches.obs),
+        reward = train_state.reward_stats.scale(batches.reward) if config.normalize_rewards else batches.reward
+        batches = batches._replace(obs=cls.normalize(config, train_state.obs_stats, batches.obs), reward=reward,
                                    next_obs=cls.normalize(config, train_state.obs_stats, batches.next_obs),
                                    terminated=batches.terminated.astype(jnp.float32))
         noise = jax.random.normal(rng_noise, shape + (config.action_dim,))
