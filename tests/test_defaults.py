@@ -1,6 +1,6 @@
 """Default robustness: every algorithm, at its CLASS defaults, learns small tasks it has no tuned entry for.
 
-The tasks are those of tests/default_probes.py: discrete (PPO, DQN, SAC, PQN) a sparse goal chain, a dense-reward task
+The tasks are those of tests/default_probes.py: discrete (PPO, DQN, SAC, PQN, IQN) a sparse goal chain, a dense-reward task
 and a survival task (termination is bad); continuous (PPO, SAC, TD3, DDPG) a goal-reaching task, a dense-reward task
 and a survival task. A user's new environment gets the class defaults, so these tests override nothing but the budget
 (total_timesteps, eval_freq) and how many evaluation episodes judge it (num_eval_episodes, which does not touch
@@ -13,7 +13,8 @@ Bars, from the oracle and uniformly random policies (32 greedy episodes per seed
   survival 50 / 13 (discrete), 50 / 11 (continuous) -> >= 45.
 Measured (2 seeds): every algorithm passes every task, most at the oracle; the thinnest margin is PPO's continuous
 dense task (-3.37, -3.35 against -4.0). PQN at 30k steps: chain 0.96, dense -1.89 / -2.37, survival 50
-(both seeds), 35 s on the shared machine. SAC's former class default init_alpha 1 fails the chain at any budget up to
+(both seeds), 35 s on the shared machine. IQN at 10k steps (one env, one update per step): chain 0.96,
+dense -2.13 / -2.71, survival 50 (both seeds), 3 min under load ~4; at 20k the same but dense -2.37 / -2.09, 8 min. SAC's former class default init_alpha 1 fails the chain at any budget up to
 31k steps (greedy -0.30 for every seed: benchmarks/sac.md). Cost on the shared 2-core machine (load 5-10): SAC 27 s
 per action space, the rest 13.4 min together, most of it TD3 and DDPG (256-256 networks, 5k warm-up at defaults;
 at 7,500 steps DDPG missed the reach task in one seed, -0.22, so their budget stays 10k).
@@ -31,7 +32,7 @@ from default_probes import CHAIN, DENSE, REACH, SURVIVAL, ContinuousTasks, Discr
 SEEDS = 2
 TASKS = (0, 1, 2)
 BUDGET = {  # env steps per seed: the smallest that each algorithm's defaults need here, with margin
-    "ppo": 50_000, "dqn": 20_000, "sac": 5_000, "td3": 10_000, "ddpg": 10_000, "pqn": 30_000,
+    "ppo": 50_000, "dqn": 20_000, "sac": 5_000, "td3": 10_000, "ddpg": 10_000, "pqn": 30_000, "iqn": 10_000,
 }
 BARS = {  # (discrete, task) -> the least mean greedy return every seed must reach
     (True, CHAIN): 0.9, (True, DENSE): -3.8, (True, SURVIVAL): 45.0,
@@ -59,7 +60,7 @@ def final_returns(algo: str, discrete: bool):
 
 
 def cases():
-    for discrete, algos in ((True, ("ppo", "dqn", "sac", "pqn")), (False, ("ppo", "sac", "td3", "ddpg"))):
+    for discrete, algos in ((True, ("ppo", "dqn", "sac", "pqn", "iqn")), (False, ("ppo", "sac", "td3", "ddpg"))):
         for algo in algos:
             for task in TASKS:
                 reason = KNOWN_FAILURES.get((algo, discrete, task))
