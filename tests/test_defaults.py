@@ -12,12 +12,13 @@ Bars, from the oracle and uniformly random policies (32 greedy episodes per seed
   reach 0.98 / -0.12 -> >= 0.9; continuous dense -1.05 / -15.9 -> >= -4.0 (within a fifth of the gap to the oracle);
   survival 50 / 13 (discrete), 50 / 11 (continuous) -> >= 45.
 Measured (2 seeds): every algorithm passes every task, most at the oracle; the thinnest margin is PPO's continuous
-dense task (-3.37, -3.35 against -4.0). PQN at 30k steps: chain 0.96, dense -1.89 / -2.37, survival 50
-(both seeds), 35 s on the shared machine. IQN at 10k steps (one env, one update per step): chain 0.96, dense
--2.13 / -2.71, survival 50 (both seeds), 3 min under load ~4 (at 20k: dense -2.37 / -2.09, 8 min). SAC's former class
-default init_alpha 1 fails the chain at any budget up to 31k steps (greedy -0.30 for every seed: benchmarks/sac.md). Cost on the shared 2-core machine (load 5-10): SAC 27 s
-per action space, the rest 13.4 min together, most of it TD3 and DDPG (256-256 networks, 5k warm-up at defaults;
-at 7,500 steps DDPG missed the reach task in one seed, -0.22, so their budget stays 10k).
+dense task (-3.37, -3.35 against -4.0). PQN at 30k steps: chain 0.96, dense -1.89 / -2.37, survival 50 (both seeds),
+35 s on the shared machine. IQN at 10k steps (one env, one update per step): chain 0.96, dense -2.13 / -2.71, survival
+50 (both seeds), 3 min under load ~4 (at 20k: dense -2.37 / -2.09, 8 min). SAC's former class default init_alpha 1
+fails the chain at any budget up to 31k steps (greedy -0.30 for every seed: benchmarks/sac.md). Cost on the shared
+2-core machine (load 5-10): SAC 27 s per action space, the rest 13.4 min together, most of it TD3 and DDPG (256-256
+networks, 5k warm-up at defaults; at 7,500 steps DDPG missed the reach task in one seed, -0.22, so their budget stays
+10k).
 """
 
 import functools
