@@ -175,8 +175,9 @@ class CraftaxEnv(SuiteEnv):
 
 
 class JumanjiEnv(SuiteEnv):
-    """A jumanji env with one discrete action. A step with discount 0 ends in a termination; one that jumanji ends
-    with discount > 0 (its own time limit) moves the adapter's clock to the limit, so it is a truncation."""
+    """A jumanji env with one discrete action. A step with discount 0 ends in a termination, except at the env's own
+    `time_limit` (Snake ends there with discount 0 too) or with discount > 0: those move the adapter's clock to its
+    limit, so they are truncations."""
 
     suite = "jumanji"
 
@@ -191,8 +192,8 @@ class JumanjiEnv(SuiteEnv):
                              f"discrete action (a DiscreteArray), so multi-dimensional actions are not supported.")
         _, timestep = jax.eval_shape(env.reset, jax.random.PRNGKey(0))
         fields = getattr(timestep.observation, "_asdict", lambda: None)()
-        numeric = lambda v: hasattr(v, "dtype") and (jnp.issubdtype(v.dtype, jnp.number) or v.dtype == bool)  # noqa: E731
-        if fields is None or not all(numeric(v) for v in fields.values()):
+        if fields is None or not all(hasattr(v, "dtype") and (jnp.issubdtype(v.dtype, jnp.number) or v.dtype == bool)
+                                     for v in fields.values()):
             raise ValueError(f"jumanji/{env_id}'s observation is not a flat record of numeric arrays "
                              f"({type(timestep.observation).__name__}), so it cannot be flattened into one vector.")
         masked = fields.get("action_mask") is not None and fields["action_mask"].shape == (int(spec.num_values),)
@@ -211,13 +212,14 @@ class JumanjiEnv(SuiteEnv):
     def suite_step(self, key, state, action, params):
         state, timestep = self.env.step(state, action)
         last = timestep.last()
-        info = {"suite_truncated": last & (timestep.discount > 0)}
-        return self.flatten(timestep.observation), state, timestep.reward, last & (timestep.discount == 0), info
+        terminated = last & (timestep.discount == 0)
+        return self.flatten(timestep.observation), state, timestep.reward, terminated, {"last": last}
 
     def step_env(self, key, state, action, params):
         obs, state, reward, terminated, info = super().step_env(key, state, action, params)
-        time = jnp.where(info["suite_truncated"], jnp.maximum(state.time, params.max_steps_in_episode), state.time)
-        return obs, state.replace(time=time), reward, terminated, info
+        own_limit = info["last"] & (~terminated | (state.time >= getattr(self.env, "time_limit", NEVER)))
+        time = jnp.where(own_limit, jnp.maximum(state.time, params.max_steps_in_episode), state.time)
+        return obs, state.replace(time=time), reward, terminated & ~own_limit, info
 
 
 class MaskedJumanjiEnv(JumanjiEnv):
