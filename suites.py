@@ -3,14 +3,15 @@
 `common.make_env("<suite>/<name>", **options)` imports this module, and this module imports the suite, only when such a
 name is asked for. Each adapter is a `common.Adapter`: it gives `reset_env` and `step_env` (whose `terminated` is a
 real termination), and `Adapter.step` adds the time limit `max_steps_in_episode` as a truncation, resets finished
-episodes and returns `info["final_observation"]`. So every suite's own time limit is kept out of the way (or, for
-jumanji, turned into a truncation), and only deaths, goals and the like count as terminations.
+episodes and returns `info["final_observation"]`. Each suite's own time limit is ignored (navix), moved out of reach
+(craftax) or turned into a truncation (jumanji), so only deaths, goals and the like count as terminations.
 
   navix/<name>       navix 0.7.4 (MiniGrid in JAX): the symbolic (H, W, 3) grid as a float image (PPO and DQN then
                      pick the conv torso); reward 1 at the goal. Options: `max_steps` (100, navix's own default) and
                      navix's `make` keywords.
   craftax/<name>     craftax 1.6.1: Craftax-Classic-Symbolic-v1 and Craftax-Symbolic-v1 (flat vectors), the -Pixels-
-                     ones (images). Options: `max_steps` (craftax's max_timesteps: 10,000 classic, 100,000 full).
+                     ones (images; not tried). Options: `max_steps` (craftax's max_timesteps: 10,000 classic, 100,000
+                     full) and fields of craftax's EnvParams.
   jumanji/<name>     jumanji 1.1.2, one discrete action: the observation's numeric fields flattened into one float
                      vector; an `action_mask` field goes last, and the env declares `has_action_mask = True`.
                      Options: `max_steps` (the env's time_limit, or 1,000) and jumanji's `make` keywords.
