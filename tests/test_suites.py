@@ -23,6 +23,7 @@ import suites
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+
 def need(suite):
     pytest.importorskip(suites.PACKAGES[suite][0], reason=f"{suites.PACKAGES[suite][1]} is not installed "
                                                           f"(pip install -r requirements-envs.txt)")
