@@ -419,7 +419,11 @@ def compile_programs(train_one, inputs, config, progress) -> tuple:
         compiling = [pool.submit(lowered.compile)]
         state, evaluation = lowered.out_info
         sharding = run_sharding()
-        state = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), state)
+        # jax hands back a zero-size leaf (MuJoCo Playground's state has some: mocap_pos with no mocap bodies)
+        # replicated whatever the out_specs say, so the interval program must take it replicated too
+        whole = None if sharding is None else jax.sharding.NamedSharding(sharding.mesh, jax.sharding.PartitionSpec())
+        state = jax.tree_util.tree_map(
+            lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding if x.size else whole), state)
         compiling.append(pool.submit(interval.lower(inputs, config, state, jnp.int32(0)).compile))
         compiled = [*(future.result() for future in compiling), report.lower(inputs["index"], evaluation).compile()]
     return Programs(*compiled), time.perf_counter() - began

@@ -55,7 +55,8 @@ MASK_ALGORITHMS = ("ppo", "dqn", "pqn")  # those that honour an environment's ac
 # 1. Environments
 # ---------------------------------------------------------------------------------------------------------------------
 def make_env(name: str, **env_kwargs):
-    """Return `(env, env_params)` for a gymnax name ("CartPole-v1", "Breakout-MinAtar", ...) or "brax/<name>".
+    """Return `(env, env_params)` for a gymnax name ("CartPole-v1", "Breakout-MinAtar", ...), "brax/<name>", or
+    "<suite>/<name>" for the suites in `SUITES` (suites.py says which options each takes).
 
     For brax, `env_kwargs` are `backend` (default: "positional", or "generalized" for swimmer, the one backend it
     has), `episode_length` (1000, in physics steps as in brax's own training wrapper) and `action_repeat` (1).
@@ -64,17 +65,22 @@ def make_env(name: str, **env_kwargs):
 
     if not isinstance(name, str):
         raise ValueError(f"env must be an environment name or a gymnax Environment instance, not {type(name).__name__}.")
+    if name.split("/")[0] in SUITES:  # suites.py, and the suite, are imported only when asked for
+        import suites
+
+        return suites.make(name, **env_kwargs)
     if name.startswith("brax/"):
         env = BraxEnv(name[len("brax/"):], **env_kwargs)
         return env, env.default_params
     if name not in gymnax.registered_envs:
-        names = gymnax.registered_envs + [f"brax/{n}" for n in BRAX_ENVS]
+        names = gymnax.registered_envs + [f"brax/{n}" for n in BRAX_ENVS] + [f"{s}/<name>" for s in SUITES]
         close = difflib.get_close_matches(name, names, n=3, cutoff=0.4)
         hint = f"did you mean {', '.join(repr(c) for c in close)}?" if close else f"valid names: {', '.join(names)}."
         raise ValueError(f"Unknown environment {name!r}; {hint}")
     return gymnax.make(name, **env_kwargs)
 
 
+SUITES = ("navix", "craftax", "jumanji", "playground", "kinetix")  # names "<suite>/<name>": suites.py
 BRAX_ENVS = ("ant", "halfcheetah", "hopper", "humanoid", "humanoidstandup", "inverted_pendulum",
              "inverted_double_pendulum", "pusher", "reacher", "swimmer", "walker2d")
 BRAX_BACKENDS = {"swimmer": ("generalized",)}  # brax 0.14.2; every other env also has positional, spring and mjx

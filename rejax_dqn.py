@@ -55,6 +55,9 @@ TUNED = {
     "Breakout-MinAtar": dict(num_envs=16, train_freq=1, gradient_steps=2, batch_size=64, buffer_size=100_000,
                              learning_starts=5_000, learning_rate=5e-4, tau=0.01, eps_end=0.01,
                              exploration_fraction=0.1, anneal_lr=True, total_timesteps=1_000_000, eval_freq=100_000),
+    # navix pays 1 at the goal (1 is optimal); the conv torso; gamma 0.95 as PyPI rejax's navix configs
+    "navix/Navix-Empty-8x8-v0": dict(_SMALL, learning_rate=1e-3, gamma=0.95, eps_end=0.05, total_timesteps=40_000,
+                                     eval_freq=10_000),
 }
 
 
