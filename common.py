@@ -1,7 +1,7 @@
 """What every rejax algorithm file shares: environments, wrappers, evaluation and config checks.
 
 Sections, in order:
-  1. Environments: `make_env` (gymnax names and `brax/<name>`), action-space and action-mask helpers, vectorised
+  1. Environments: `make_env` (gymnax, `brax/` and suites.py names), action-space and action-mask helpers, vectorised
      reset/step with correct episode ends.
   2. Pytree wrappers: `EpisodeStats` (training-episode returns), `RunningMeanStd` (observation normalisation),
      `ReturnStats` (reward normalisation).
@@ -19,9 +19,8 @@ import importlib
 import os
 from typing import Any
 
-# XLA:CPU (jaxlib 0.10.2) can deadlock, every thread idle, when a vmapped training scan holds an evaluation loop (seen
-# with PPO on Pendulum-v1, 2 seeds, every time); its concurrency-optimised scheduler is the cause, so turn it off. XLA
-# reads the flags when the backend starts, so this works as long as no jax computation ran before this import.
+# XLA:CPU (jaxlib 0.10.2) can deadlock, every thread idle, when a vmapped training scan holds an evaluation loop (PPO,
+# Pendulum-v1, 2 seeds, every time): its concurrency-optimised scheduler is the cause. Off, before the backend starts.
 # (tests/conftest.py also turns off multi-threaded Eigen: one more hang was seen under heavy load with this flag alone,
 # and single-threaded Eigen avoids it, but it costs ~15 % of single-seed speed, so only the test suite pays for it.)
 _FLAG = "--xla_cpu_enable_concurrency_optimized_scheduler=false"
@@ -55,8 +54,7 @@ MASK_ALGORITHMS = ("ppo", "dqn", "pqn")  # those that honour an environment's ac
 # 1. Environments
 # ---------------------------------------------------------------------------------------------------------------------
 def make_env(name: str, **env_kwargs):
-    """Return `(env, env_params)` for a gymnax name ("CartPole-v1", "Breakout-MinAtar", ...), "brax/<name>", or
-    "<suite>/<name>" for the suites in `SUITES` (suites.py says which options each takes).
+    """`(env, env_params)` for a gymnax name ("CartPole-v1", ...), "brax/<name>" or "<suite>/<name>" (see suites.py).
 
     For brax, `env_kwargs` are `backend` (default: "positional", or "generalized" for swimmer, the one backend it
     has), `episode_length` (1000, in physics steps as in brax's own training wrapper) and `action_repeat` (1).
@@ -67,7 +65,6 @@ def make_env(name: str, **env_kwargs):
         raise ValueError(f"env must be an environment name or a gymnax Environment instance, not {type(name).__name__}.")
     if name.split("/")[0] in SUITES:  # suites.py, and the suite, are imported only when asked for
         import suites
-
         return suites.make(name, **env_kwargs)
     if name.startswith("brax/"):
         env = BraxEnv(name[len("brax/"):], **env_kwargs)
@@ -98,11 +95,9 @@ class BraxParams:
 
 
 class Adapter:
-    """The gymnax 1.x interface around another suite's environment: a subclass gives `reset_env` and `step_env`
-    (its `done` is a termination) and a state with a `time` field; `step` adds the time limit as a truncation, resets
-    finished episodes, and returns `terminated` and `truncated` apart with `info["final_observation"]`, as gymnax's
-    own `Environment.step` does. Restated here, not inherited, because importing gymnax takes 1.2 s and starts jax's
-    backend, and the command line must choose the number of CPU devices before that (and `--help` stays quick)."""
+    """gymnax 1.x's `Environment.step` around another suite's env, whose subclass gives `reset_env`, `step_env` (its
+    done is a termination) and a state with `time`: the time limit truncates, finished episodes reset, `info` holds
+    "final_observation". Restated, not inherited: importing gymnax starts jax's backend before the CLI sets devices."""
 
     def reset(self, key, params=None):
         return self.reset_env(key, self.default_params if params is None else params)

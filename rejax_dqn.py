@@ -8,8 +8,8 @@ Learning" (mean-subtracted aggregation, eq. 9); Young & Tian 2019, "MinAtar" (th
 Notable choices:
 - The defaults, and every result reported as "DQN" here, are Double DQN + a dueling head, trained with Adam and a
   Polyak target update after every iteration (CartPole-v1's tuned values: hard copies every 500 env steps; Mnih et
-  al. use RMSProp and hard copies every 10k steps). The dueling
-  streams V and A are single linear heads on the shared torso; Wang et al. give each stream its own hidden layer.
+  al. use RMSProp and hard copies every 10k steps). The dueling streams V and A are single linear heads on the shared
+  torso; Wang et al. give each stream its own hidden layer.
 - Image observations (MinAtar) go through conv 16 3x3, stride 1, padding VALID (Young & Tian 2019): 1,024 features
   on a 10x10 grid, then the dense layers.
 - Time-limit truncation is not termination: the buffer stores the observation the action led to (before any reset)
@@ -25,8 +25,6 @@ Notable choices:
   copies every N env steps). Gradients are clipped to a global norm; the loss is Huber or MSE.
 - normalize_rewards: raw rewards in the buffer, divided by the return std when sampled (one scale per batch, as SB3;
   gym's wrapper scales at collection). Action masks limit acting and the target's max/argmax to allowed actions.
-- The whole run, evaluation included, is one jittable function of (config, rng), vmappable over seeds and over
-  the numeric hyperparameters.
 
 Run: python rejax_dqn.py --env CartPole-v1 --num-seeds 4
 """
@@ -55,7 +53,6 @@ TUNED = {
     "Breakout-MinAtar": dict(num_envs=16, train_freq=1, gradient_steps=2, batch_size=64, buffer_size=100_000,
                              learning_starts=5_000, learning_rate=5e-4, tau=0.01, eps_end=0.01,
                              exploration_fraction=0.1, anneal_lr=True, total_timesteps=1_000_000, eval_freq=100_000),
-    # navix pays 1 at the goal (1 is optimal); the conv torso; gamma 0.95 as PyPI rejax's navix configs
     "navix/Navix-Empty-8x8-v0": dict(_SMALL, learning_rate=1e-3, gamma=0.95, eps_end=0.05, total_timesteps=40_000,
                                      eval_freq=10_000),
 }

@@ -44,7 +44,6 @@ TUNED = {
     "Pendulum-v1": dict(num_envs=16, num_steps=128, num_epochs=10, num_minibatches=8, learning_rate=1e-3,
                         gamma=0.95, ent_coef=0.0, max_grad_norm=10.0, normalize_observations=True,
                         activation="swish", anneal_lr=True, total_timesteps=500_000, eval_freq=50_000),
-    # navix pays 1 at the goal, so 1 is optimal: 4 of 4 seeds at 1.0 from 65k steps on (benchmarks/suites.md).
     "navix/Navix-Empty-8x8-v0": dict(num_envs=16, num_steps=128, num_epochs=4, num_minibatches=8, learning_rate=1e-3,
                                      anneal_lr=True, gamma=0.95, total_timesteps=150_000, eval_freq=16_384),
 }
@@ -176,9 +175,8 @@ ACTIVATIONS = {"tanh": nn.tanh, "relu": nn.relu, "swish": nn.swish}
 
 
 def orthogonal(scale):
-    """Orthogonal initialisation (Saxe et al. 2014), distributed as flax's `nn.initializers.orthogonal`: the Q of a
-    Gaussian matrix's QR with a positive diagonal of R, i.e. Haar-random orthonormal columns. Computed by Gram-Schmidt,
-    each column orthogonalised twice with float32 matmuls (not a GPU's TF32), instead of LAPACK's QR: jaxlib 0.10.2's
+    """Orthogonal initialisation (Saxe et al. 2014), distributed as flax's `nn.initializers.orthogonal` (Haar-random
+    orthonormal columns), by Gram-Schmidt with two float32 passes per column instead of LAPACK's QR: jaxlib 0.10.2's
     batched CPU QR, which a vmapped init calls, waits on XLA:CPU's thread pool from inside it and can deadlock it."""
 
     def init(key, shape, dtype=jnp.float32):
@@ -316,10 +314,9 @@ class PPO:
 
     @classmethod
     def optimizer(cls, config):
-        learning_rate = config.learning_rate
-        if config.anneal_lr:
-            total_updates = config.num_evals * config.iterations_per_eval * config.num_epochs * config.num_minibatches
-            learning_rate = lambda count: config.learning_rate * (1.0 - count / total_updates)  # noqa: E731
+        total_updates = config.num_evals * config.iterations_per_eval * config.num_epochs * config.num_minibatches
+        anneal = lambda count: config.learning_rate * (1.0 - count / total_updates)  # noqa: E731
+        learning_rate = anneal if config.anneal_lr else config.learning_rate
         # optax.flatten runs clipping and Adam on one vector: a few fused ops instead of a set per parameter array.
         return optax.flatten(
             optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.adam(learning_rate, eps=1e-5)))
