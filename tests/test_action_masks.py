@@ -178,6 +178,31 @@ def test_dqn_target_maximises_over_the_allowed_next_actions(double):
     assert not np.isclose(expected_loss(next_mask), expected_loss(jnp.ones_like(next_mask)), rtol=1e-3)
 
 
+def test_pqn_target_maximises_over_the_allowed_next_actions():
+    """Q(lambda) bootstraps from max over the allowed actions of Q(final observation): recorded by a subclass."""
+    seen = {}
+
+    class Recording(rejax_pqn.PQN):
+        @classmethod
+        def collect(cls, config, train_state):
+            train_state, seen["transitions"] = super().collect(config, train_state)
+            return train_state, seen["transitions"]
+
+        @classmethod
+        def q_lambda_targets(cls, config, reward, next_value, terminated, done):
+            seen["next_value"] = next_value
+            return super().q_lambda_targets(config, reward, next_value, terminated, done)
+
+    config = rejax_pqn.Config.make(env=OneAllowedEnv(), total_timesteps=4_096, eval_freq=4_096)
+    ts = Recording.init(config, jax.random.PRNGKey(0))
+    Recording.train_iteration(config, ts)  # eagerly, so that the subclass sees concrete arrays
+    final_obs = Recording.normalize(config, ts.obs_stats, seen["transitions"].final_obs)
+    q = Recording.network(config).apply(ts.params, final_obs)
+    mask = common.action_mask(config.env, config.env_params, seen["transitions"].final_obs)
+    np.testing.assert_allclose(seen["next_value"], jnp.where(mask, q, -jnp.inf).max(-1), rtol=1e-6)
+    assert not np.allclose(seen["next_value"], q.max(-1))
+
+
 @pytest.mark.parametrize("algo", ["iqn", "sac", "ddpg", "td3"])
 def test_other_algorithms_refuse_a_masked_env_in_one_sentence(algo):
     _, config_cls = common.get_agent(algo)
