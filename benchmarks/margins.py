@@ -12,7 +12,8 @@ Per test, one line: the threshold as the test states it; mean, std, min of the 1
 (evaluation["return"][:, -1].mean(-1), as every test reads it); how many seeds fall below the per-seed bar (the test's
 min bar, or its mean bar applied to each seed); the worst mean over the 16 / k disjoint k-seed groups (k = the test's
 own seed count) and the worst possible k-subset (the k lowest seeds); and the wall time (compile included).
-FLAG when the min or the worst k-subset mean is below the bar or within one seed-to-seed std of it.
+tests/test_defaults.py's class-default cases: --tests defaults_ALGO_discrete|continuous (16 seeds x 3 tasks, one line per
+task, k = its 2 seeds). FLAG when the min or the worst k-subset mean is below the bar or within one seed-to-seed std of it.
 """
 
 import argparse
@@ -100,6 +101,32 @@ def tests():
     }
 
 
+def run_defaults(name):
+    """tests/test_defaults.py: one compiled run of SEEDS seeds x 3 tasks at the class defaults; one line per task."""
+    import test_defaults as td
+    _, algo, space = name.split("_")
+    discrete = space == "discrete"
+    td.SEEDS = SEEDS
+    start = time.perf_counter()
+    returns = td.final_returns(algo, discrete)  # [16 seeds, 3 tasks]
+    wall = time.perf_counter() - start
+    for task in td.TASKS:
+        final, bar = returns[:, task], td.BARS[(discrete, task)]
+        std, k = final.std(), 2
+        groups, lowest = final.reshape(-1, k).mean(1), np.sort(final)[:k]
+        task_name = td.NAMES.get((discrete, task), td.NAMES.get(task))
+        flag = final.min() < bar + std
+        print(f"{name + '-' + task_name:28s} | {'min >= ' + str(bar):40s} | mean {final.mean():10.2f} | "
+              f"std {std:9.2f} | min {final.min():10.2f} | fail/16 {int((final < bar).sum()):2d} | "
+              f"worst {k}-group {groups.min():10.2f} | worst {k}-subset {lowest.mean():10.2f} | {wall:6.1f} s (3 tasks) | "
+              f"{'FLAG' if flag else 'ok'}", flush=True)
+        print(f"    per seed: {np.array2string(final, precision=2, max_line_width=200)}", flush=True)
+
+
+DEFAULTS = [f"defaults_{a}_discrete" for a in ("ppo", "dqn", "sac", "pqn", "iqn")] + \
+    [f"defaults_{a}_continuous" for a in ("ppo", "sac", "td3", "ddpg")]
+
+
 def run(name, spec):
     module, make, keys_of, k, text, mean_bar, seed_bar = spec
     config = make()
@@ -126,13 +153,13 @@ def run(name, spec):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     specs = tests()
-    parser.add_argument("--tests", nargs="+", default=list(specs), choices=list(specs))
+    parser.add_argument("--tests", nargs="+", default=list(specs), choices=list(specs) + DEFAULTS)
     args = parser.parse_args()
     print(f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r} -> multi-threaded Eigen "
           f"{'OFF' if 'xla_cpu_multi_thread_eigen=false' in os.environ.get('XLA_FLAGS', '') else 'ON'}; "
           f"{jax.device_count()} {jax.default_backend()} device(s), {os.cpu_count()} CPUs", flush=True)
     for name in args.tests:
-        run(name, specs[name])
+        run_defaults(name) if name in DEFAULTS else run(name, specs[name])
 
 
 if __name__ == "__main__":
