@@ -183,14 +183,18 @@ def test_subclass_overriding_target_quantiles_trains_with_train_unchanged(small)
 
 
 # --- learning ---------------------------------------------------------------------------------------------------------
-def test_learns_cartpole_with_four_vmapped_seeds():
+def test_learns_cartpole_with_eight_vmapped_seeds():
     # The tuned defaults cut to 11,000 env steps (1,000 warm-up + 10,000 of training, its epsilon and learning-rate
     # schedules scaled to the shorter run): enough to tell learning from none at a fifth of the full budget's cost.
-    # Measured (benchmarks/iqn.md): keys 0-3 ended at 222, 201, 245, 130; 8 more seeds at 139-252. Untrained, the
-    # greedy policy scores about 10 and a uniformly random one about 22.
+    # Untrained, the greedy policy scores about 10 and a uniformly random one about 22. At this budget the seeds are
+    # part-way up IQN's CartPole plateau and spread widely: on keys 0-15 (benchmarks/margins.md, 2026-12-02) mean
+    # 249.8, std 59.7, min 126.2 (key 3; 129.9 on the 2026-11-30 run). The former bar, every one of 4 seeds >= 100,
+    # sat within that spread. Judged instead by the mean of 8 seeds (its std ~21; keys 0-7 gave 239.5, the 8 lowest of
+    # 16 203.3) against 140, and every seed >= 50, five times the untrained score (the lowest of 16 sits 1.3 std above).
     config = Config.make("CartPole-v1", total_timesteps=11_000, eval_freq=10_000)
     assert config.total_env_steps == 11_000
-    keys = jax.vmap(jax.random.PRNGKey)(jnp.arange(4))
+    keys = jax.vmap(jax.random.PRNGKey)(jnp.arange(8))
     _, evaluation = jax.jit(jax.vmap(rejax_iqn.train, in_axes=(None, 0)))(config, keys)
-    final = np.asarray(evaluation["return"])[:, -1].mean(-1)  # [4 seeds]
-    assert final.min() >= 100, final
+    final = np.asarray(evaluation["return"])[:, -1].mean(-1)  # [8 seeds]
+    print("IQN CartPole-v1 at 11,000 steps, final returns per seed:", final)
+    assert final.mean() >= 140 and final.min() >= 50, final

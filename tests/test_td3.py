@@ -227,8 +227,13 @@ def common_params(state, i):
 # --- the file alone -------------------------------------------------------------------------------------------------
 # --- learning ---------------------------------------------------------------------------------------------------------
 def test_learns_pendulum():
-    """Tuned defaults, 4 vmapped seeds, at most 20,000 env steps per seed."""
-    config = Config.make("Pendulum-v1")
+    """Tuned defaults, 4 vmapped seeds, at most 20,000 env steps per seed, judged on 64 greedy episodes per seed.
+
+    A greedy Pendulum episode's return depends mostly on its random start (within one seed the std is ~83), so 8
+    episodes left a seed-to-seed std of 23 that was mostly evaluation noise; 64 bring it to 12.7. Measured on 16 seeds
+    (split(PRNGKey(0), 16), 2026-12-02): mean -147.9, min -177.9, the worst 4 of 16 -161.7, 3 std clear of -200
+    (benchmarks/margins.md). Evaluation does not touch training, so the runs are those the tuned defaults make."""
+    config = Config.make("Pendulum-v1", num_eval_episodes=64)
     assert config.total_env_steps <= 20_000
     keys = jax.random.split(jax.random.PRNGKey(0), 4)
     _, evaluation = jax.jit(jax.vmap(rejax_td3.train, in_axes=(None, 0)))(config, keys)
