@@ -1,6 +1,7 @@
-"""PQN: Q(lambda) targets against a hand computation, Config validation, the CNN torso, determinism, vmap equivalence,
-the subclass extension example, and learning CartPole-v1."""
+"""PQN: Q(lambda) targets against a hand computation, Config validation, the CNN torso, LayerNorm against flax's,
+determinism, vmap equivalence, the subclass extension example, and learning CartPole-v1."""
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -80,6 +81,23 @@ def test_layer_norm_after_every_hidden_layer_and_cnn_for_images():
     assert not mlp.use_cnn
     mlp_params = PQN.network(mlp).init(jax.random.PRNGKey(0), jnp.zeros((1, 4)))["params"]
     assert sorted(mlp_params) == ["Dense_0", "Dense_1", "Dense_2", "LayerNorm_0", "LayerNorm_1"]
+
+
+def test_layer_norm_matches_flax_forward_and_gradients():
+    # Conv-shaped input (leading axes are rows), one row of zero variance, a scale and bias away from their init.
+    x = (3 * jax.random.normal(jax.random.PRNGKey(0), (2, 3, 4, 8)) + 1).at[0, 0, 0].set(2.0)
+    params = nn.LayerNorm().init(jax.random.PRNGKey(1), x)
+    ours = rejax_pqn.LayerNorm().init(jax.random.PRNGKey(1), x)
+    assert jax.tree_util.tree_structure(ours) == jax.tree_util.tree_structure(params)
+    params = jax.tree_util.tree_map(lambda p: p + jax.random.normal(jax.random.PRNGKey(2), p.shape), params)
+    weights = jax.random.normal(jax.random.PRNGKey(3), x.shape)
+
+    def gradients(module):  # of (params, x), plain and vmapped over an axis of size 1 (the slow case it avoids)
+        grad = jax.grad(lambda p, x: (module.apply(p, x) * weights).sum(), argnums=(0, 1))
+        return grad(params, x), jax.vmap(grad)(jax.tree_util.tree_map(lambda a: a[None], params), x[None])
+
+    np.testing.assert_array_equal(rejax_pqn.LayerNorm().apply(params, x), nn.LayerNorm().apply(params, x))
+    assert_trees_close(gradients(rejax_pqn.LayerNorm()), gradients(nn.LayerNorm()))
 
 
 def test_epsilon_decays_linearly_then_stays():
