@@ -63,7 +63,9 @@ class Config:
     eval_freq: int = struct.field(pytree_node=False, default=50_000)
     """Environment steps between evaluation points (each one calls eval_callback)."""
     num_eval_episodes: int = struct.field(pytree_node=False, default=8)
-    """Deterministic episodes the default callback plays at each evaluation point."""
+    """Episodes the default callback plays at each evaluation point."""
+    deterministic_eval: bool = struct.field(pytree_node=False, default=True)
+    """Evaluation takes the most likely action (True) or samples one (False: escapes a partial-view grid's loops)."""
     eval_callback: Callable = struct.field(pytree_node=False, default=None)
     """callback(config, train_state, rng) -> pytree, run at every evaluation point; None means PPO.eval_callback."""
 
@@ -189,10 +191,8 @@ def orthogonal(scale):
             for _ in range(2):  # columns >= i of q are still zero
                 v = v - jnp.matmul(q, jnp.matmul(q.T, v, precision="highest"), precision="highest")
             return q.at[:, i].set(v / jnp.linalg.norm(v))
-
         q = jax.lax.fori_loop(0, m, orthonormalise, jnp.zeros((n, m), jnp.float32))
-        q = q if rows >= cols else q.T
-        return (scale * q).reshape(shape).astype(dtype)
+        return (scale * (q if rows >= cols else q.T)).reshape(shape).astype(dtype)
 
     return init
 
@@ -342,7 +342,6 @@ class PPO:
             policy = common.mask_actions(policy, common.action_mask(config.env, config.env_params, obs))
             noise = 0.0 if deterministic else sample_noise(config.discrete, config.action_dim, rng, ())
             return cls.env_action(config, sample(config.discrete, policy, noise))
-
         return act
 
     @classmethod
@@ -463,8 +462,9 @@ class PPO:
 
     @classmethod
     def eval_callback(cls, config, train_state, rng):
-        """Default callback: deterministic evaluation episodes plus the latest training-episode returns."""
-        return common.evaluate_policy(cls.make_act(config, train_state), config, train_state, rng)
+        """Default callback: evaluation episodes (deterministic_eval) plus the latest training-episode returns."""
+        return common.evaluate_policy(cls.make_act(config, train_state, config.deterministic_eval), config, train_state,
+                                      rng)
 
     @classmethod
     def train(cls, config, rng, resume=None, num_evals=None):

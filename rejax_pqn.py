@@ -16,8 +16,8 @@ Notable choices, and where the code departs from the paper and its code (purejax
   (MinAtar) go through conv 16 3x3, stride 1, VALID padding, LayerNorm and relu, then the dense layers. The paper's
   code divides MinAtar observations by 255; MinAtar's are already 0/1, so we don't. Flax's default (LeCun normal)
   initialisation everywhere; the paper's MinAtar code uses He normal for its CNN torso.
-- LayerNorm: nn.LayerNorm's parameters and forward pass, with a backward pass of matrix-vector products; vmapped over
-  one seed, XLA:CPU (jaxlib 0.10.2) made autodiff's sums YNNPACK dots, 2.2x slower per minibatch (benchmarks/pqn.md).
+- LayerNorm: flax's parameters and forward pass, a backward pass of matrix-vector products (a custom_vjp, so no
+  jax.jvp): vmapped over one seed, XLA:CPU (jaxlib 0.10.2) made autodiff's sums YNNPACK dots, 2.2x slower per update.
 - Adam, not RAdam; the learning rate decays linearly to 0 with anneal_lr (the paper's LR_LINEAR_DECAY). Gradients are
   clipped to a global norm, as in the paper's code (PyPI rejax clips element-wise).
 - Epsilon decays linearly per env step (the paper's code: per rollout) over exploration_fraction; evaluation is greedy.

@@ -8,10 +8,11 @@ XLA reads XLA_FLAGS when the backend starts, so the two settings need two proces
 which one is in effect. Keys: tests that use jax.vmap(PRNGKey)(arange(4)) get arange(16) (their own 4 seeds are the
 first 4 of the 16); the rest get jax.random.split(PRNGKey(0), 16) (not a superset of the test's split(PRNGKey(0), k)).
 
-Per test, one line: the threshold as the test states it; mean, std, min of the 16 final returns
-(evaluation["return"][:, -1].mean(-1), as every test reads it); how many seeds fall below the per-seed bar (the test's
-min bar, or its mean bar applied to each seed); the worst mean over the 16 / k disjoint k-seed groups (k = the test's
-own seed count) and the worst possible k-subset (the k lowest seeds); and the wall time (compile included).
+`--seeds N` runs N seeds instead of 16 (for runs too slow at 16). Per test, one line: the threshold as the test states
+it; mean, std, min of the 16 final returns (evaluation["return"][:, -1].mean(-1), as every test reads it); how many
+seeds fall below the per-seed bar (the test's min bar, or its mean bar applied to each seed); the worst mean over the
+16 / k disjoint k-seed groups (k = the test's own seed count) and the worst possible k-subset (the k lowest seeds);
+and the wall time (compile included).
 tests/test_defaults.py's class-default cases: --tests defaults_ALGO_discrete|continuous (16 seeds x 3 tasks, one line per
 task, k = its 2 seeds). FLAG when the min or the worst k-subset mean is below the bar or within one seed-to-seed std of it.
 """
@@ -117,7 +118,7 @@ def run_defaults(name):
         task_name = td.NAMES.get((discrete, task), td.NAMES.get(task))
         flag = final.min() < bar + std
         print(f"{name + '-' + task_name:28s} | {'min >= ' + str(bar):40s} | mean {final.mean():10.2f} | "
-              f"std {std:9.2f} | min {final.min():10.2f} | fail/16 {int((final < bar).sum()):2d} | "
+              f"std {std:9.2f} | min {final.min():10.2f} | fail/{SEEDS} {int((final < bar).sum()):2d} | "
               f"worst {k}-group {groups.min():10.2f} | worst {k}-subset {lowest.mean():10.2f} | {wall:6.1f} s (3 tasks) | "
               f"{'FLAG' if flag else 'ok'}", flush=True)
         print(f"    per seed: {np.array2string(final, precision=2, max_line_width=200)}", flush=True)
@@ -139,22 +140,25 @@ def run(name, spec):
     groups = final[: SEEDS // k * k].reshape(-1, k).mean(1)
     lowest = np.sort(final)[:k]
     if name == "sac_acrobot":  # the test drops its worst seed of 4
-        groups = np.sort(final[:16].reshape(-1, 4), 1)[:, 1:].mean(1)
+        groups = np.sort(final[: SEEDS // 4 * 4].reshape(-1, 4), 1)[:, 1:].mean(1)
         lowest = np.sort(final)[1:k]
     std = final.std()
     worst_sub = min(groups.min(), lowest.mean())
     flag = (final.min() < bar + std) or (mean_bar is not None and worst_sub < mean_bar + std)
     print(f"{name:28s} | {text:40s} | mean {final.mean():10.2f} | std {std:9.2f} | min {final.min():10.2f} | "
-          f"fail/16 {fails:2d} | worst {k}-group {groups.min():10.2f} | worst {k}-subset {lowest.mean():10.2f} | "
+          f"fail/{SEEDS} {fails:2d} | worst {k}-group {groups.min():10.2f} | worst {k}-subset {lowest.mean():10.2f} | "
           f"{wall:6.1f} s | {'FLAG' if flag else 'ok'}", flush=True)
     print(f"    per seed: {np.array2string(final, precision=1, max_line_width=200)}", flush=True)
 
 
 def main():
+    global SEEDS
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     specs = tests()
     parser.add_argument("--tests", nargs="+", default=list(specs), choices=list(specs) + DEFAULTS)
+    parser.add_argument("--seeds", type=int, default=SEEDS, help="seeds per test (16 unless a run is too slow)")
     args = parser.parse_args()
+    SEEDS = args.seeds
     print(f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r} -> multi-threaded Eigen "
           f"{'OFF' if 'xla_cpu_multi_thread_eigen=false' in os.environ.get('XLA_FLAGS', '') else 'ON'}; "
           f"{jax.device_count()} {jax.default_backend()} device(s), {os.cpu_count()} CPUs", flush=True)
