@@ -168,6 +168,21 @@ def test_custom_callback_outputs_are_stacked(small_config):
     assert steps[0] == 0 and steps[-1] == config.total_env_steps
 
 
+def test_deterministic_eval_false_samples_the_policy(small_config):
+    """The default callback plays make_act's argmax policy, and with deterministic_eval=False its sampled one (which
+    differs: CartPole's evaluation episodes then end otherwise)."""
+    train_state = PPO.init(small_config, jax.random.PRNGKey(0))
+    rng = jax.random.PRNGKey(1)
+    sampled_config = small_config.replace(deterministic_eval=False)
+    default, sampled = (jax.jit(lambda ts, c=c: PPO.eval_callback(c, ts, rng))(train_state)
+                        for c in (small_config, sampled_config))
+    by_hand = {d: jax.jit(lambda ts, d=d: common.evaluate_policy(PPO.make_act(small_config, ts, deterministic=d),
+                                                                 small_config, ts, rng))(train_state)
+               for d in (True, False)}
+    assert leaves_equal(default, by_hand[True]) and leaves_equal(sampled, by_hand[False])
+    assert not leaves_equal(default["length"], sampled["length"])
+
+
 def optax_global_norm(tree):
     return jnp.sqrt(sum(jnp.sum(x**2) for x in jax.tree_util.tree_leaves(tree)))
 
