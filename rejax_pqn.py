@@ -183,8 +183,8 @@ ACTIVATIONS = {"relu": nn.relu, "tanh": nn.tanh, "swish": nn.swish}
 
 def layer_norm_forward(x, scale, bias):
     mean = x.mean(-1, keepdims=True)
-    inv_std = jax.lax.rsqrt(jnp.maximum((x * x).mean(-1, keepdims=True) - mean * mean, 0.0) + 1e-6)
-    return (x - mean) * (inv_std * scale) + bias, ((x - mean) * inv_std, inv_std, scale)
+    inv_std, centered = jax.lax.rsqrt(jnp.maximum((x * x).mean(-1, keepdims=True) - mean * mean, 0.0) + 1e-6), x - mean
+    return centered * (inv_std * scale) + bias, (centered * inv_std, inv_std, scale)
 
 
 def layer_norm_backward(residuals, g):
