@@ -7,11 +7,19 @@ second guard for CI, where a hang costs the whole run. common.py leaves it on fo
 
 The CLI runs the suite starts keep their compiled programs in a compile cache of this session's own (a fresh temporary
 folder, so no run depends on what an earlier session left): a command run twice compiles once.
+
+Two tiers. The default one is what CI runs (the README's test command, spread over the cores by pytest-xdist, a test
+file per worker so that module fixtures are computed once). Tests marked `slow` are skipped there, with that reason in
+the report: each costs minutes of pure training on a 2-core CPU, and together they would double CI's time on the
+slower machines of that kind. `--runslow` runs them too (`python -m pytest -q -n auto --dist loadfile tests
+--runslow`); the closing notes record when they last passed.
 """
 
 import os
 import sys
 import tempfile
+
+import pytest
 
 _FLAG = "--xla_cpu_multi_thread_eigen=false"
 if "xla_cpu_multi_thread_eigen" not in os.environ.get("XLA_FLAGS", ""):
@@ -20,3 +28,20 @@ if "xla_cpu_multi_thread_eigen" not in os.environ.get("XLA_FLAGS", ""):
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 os.environ.setdefault("REJAX_COMPILE_CACHE", tempfile.mkdtemp(prefix="rejax-test-compile-cache-"))
+
+
+def pytest_addoption(parser):
+    parser.addoption("--runslow", action="store_true", help="also run the tests marked slow (minutes of training each)")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: minutes of training on a 2-core CPU; skipped unless --runslow is given")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--runslow"):
+        return
+    skip = pytest.mark.skip(reason="slow tier: run it with --runslow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)

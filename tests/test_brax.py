@@ -31,10 +31,11 @@ def test_brax_env_on_a_discrete_only_algorithm_is_refused():
 
 def test_brax_time_limit_is_a_truncation():
     env, params = common.make_env("brax/inverted_pendulum", episode_length=3)
-    obs, state = common.reset_envs(env, params, jax.random.PRNGKey(0), 2)
+    obs, state = jax.jit(common.reset_envs, static_argnums=(0, 3))(env, params, jax.random.PRNGKey(0), 2)
+    step = jax.jit(common.step_envs, static_argnums=0)  # compiled once: brax's physics run eagerly took minutes
     for t in range(3):
-        obs, state, reward, terminated, truncated, final_obs = common.step_envs(
-            env, params, jax.random.PRNGKey(t), state, jnp.zeros((2, 1)))
+        obs, state, reward, terminated, truncated, final_obs = step(env, params, jax.random.PRNGKey(t), state,
+                                                                    jnp.zeros((2, 1)))
     assert truncated.all() and not terminated.any()
 
 
@@ -43,11 +44,12 @@ def test_episode_length_counts_physics_steps_as_in_brax():
     action_repeat 3 are 4 agent steps (ceil(10 / 3)), each summing the rewards of its 3 physics steps."""
     env, params = common.make_env("brax/inverted_pendulum", episode_length=10, action_repeat=3)
     assert params.max_steps_in_episode == 4
-    obs, state = common.reset_envs(env, params, jax.random.PRNGKey(0), 2)
+    obs, state = jax.jit(common.reset_envs, static_argnums=(0, 3))(env, params, jax.random.PRNGKey(0), 2)
+    step = jax.jit(common.step_envs, static_argnums=0)
     truncations = []
     for t in range(4):
-        obs, state, reward, terminated, truncated, _ = common.step_envs(
-            env, params, jax.random.PRNGKey(t), state, jnp.zeros((2, 1)))
+        obs, state, reward, terminated, truncated, _ = step(env, params, jax.random.PRNGKey(t), state,
+                                                            jnp.zeros((2, 1)))
         truncations.append(bool(truncated.all()))
         assert np.allclose(reward, 3.0) and not terminated.any()  # inverted_pendulum pays 1 per physics step upright
     assert truncations == [False, False, False, True]
@@ -71,6 +73,7 @@ def test_ppo_learns_brax_inverted_pendulum():
     assert returns.min() >= 900  # every one of 24 seeds (3 batches of 8) ended at 1000 with these defaults
 
 
+@pytest.mark.slow  # a fresh interpreter compiling hopper's physics: 2-4 min
 def test_ppo_cli_on_brax_hopper_writes_results(tmp_path):
     result = subprocess.run(
         [sys.executable, os.path.join(ROOT, "rejax_ppo.py"), "--env", "brax/hopper", "--num-seeds", "1",
@@ -85,6 +88,7 @@ def test_ppo_cli_on_brax_hopper_writes_results(tmp_path):
     assert (tmp_path / "run" / "learning_curve.png").exists()
 
 
+@pytest.mark.slow  # a fresh interpreter compiling hopper's physics: 2-4 min
 def test_sac_cli_on_brax_hopper_writes_results(tmp_path):
     """The off-policy path through brax: random warm-up, gradient steps, evaluation, results folder."""
     result = subprocess.run(

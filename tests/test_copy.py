@@ -1,5 +1,6 @@
 """Each algorithm file stands alone: copied with common.py into an empty folder it gives the whole Python API (Config.make,
-train jitted and vmapped over 2 seeds, make_act); with cli.py and requirements.txt beside them, its command line runs.
+train jitted and vmapped over 2 seeds, make_act); with cli.py and requirements.txt beside them (and nothing else of the
+project), its command line runs.
 
 Each case runs in a fresh interpreter whose only importable project files are the copied ones (the folder is the
 working directory and the script's own folder; PYTHONPATH is cleared), so a hidden import of another project file
@@ -44,17 +45,26 @@ def run_alone(folder, args):
     return subprocess.run([sys.executable, *args], cwd=folder, env=env, capture_output=True, text=True, timeout=600)
 
 
+def copy_alone(folder, algo, *extra):
+    for name in (f"rejax_{algo}.py", "common.py", *extra):
+        shutil.copy(os.path.join(ROOT, name), folder)
+
+
 @pytest.mark.parametrize("algo", list(SMALL))
-def test_algorithm_file_with_common_alone_then_with_cli(algo, tmp_path):
+def test_algorithm_file_with_common_alone_gives_the_python_api(algo, tmp_path):
     env_name, overrides = SMALL[algo]
-    for name in (f"rejax_{algo}.py", "common.py"):
-        shutil.copy(os.path.join(ROOT, name), tmp_path)
+    copy_alone(tmp_path, algo)
     (tmp_path / "api.py").write_text(API.format(algo=algo, env=env_name, overrides=overrides))
     api = run_alone(tmp_path, ["api.py"])
     assert api.returncode == 0 and "api ok" in api.stdout, api.stderr[-3000:]
 
-    for name in ("cli.py", "requirements.txt"):
-        shutil.copy(os.path.join(ROOT, name), tmp_path)
+
+# cli.py is shared and each file's __main__ is the same few lines, so PPO's case runs by default and the others in the
+# slow tier (each is a fresh interpreter compiling two programs: 1-2 min on the slower 2-core CPU).
+@pytest.mark.parametrize("algo", [a if a == "ppo" else pytest.param(a, marks=pytest.mark.slow) for a in SMALL])
+def test_algorithm_file_with_common_and_cli_runs_its_command_line(algo, tmp_path):
+    env_name, overrides = SMALL[algo]
+    copy_alone(tmp_path, algo, "cli.py", "requirements.txt")
     flags = [f"--{key.replace('_', '-')}={value}" for key, value in overrides.items()]
     run = run_alone(tmp_path, [f"rejax_{algo}.py", "--env", env_name, "--num-seeds", "2", "--out", "results", *flags])
     assert run.returncode == 0, run.stderr[-3000:]

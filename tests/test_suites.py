@@ -237,6 +237,7 @@ def test_a_missing_suite_names_the_pip_command(monkeypatch, suite):
         common.make_env(f"{suite}/Anything")
 
 
+@pytest.mark.slow  # a fresh interpreter compiling mjx physics on 2 devices: about 4 min
 def test_ppo_cli_on_playground_over_two_devices_writes_results(tmp_path):
     """The command line end to end on a suite, split over 2 devices: playground's state holds zero-size arrays
     (mocap_pos with no mocap bodies), which jax keeps replicated, and the run must still go through."""
