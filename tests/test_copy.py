@@ -6,6 +6,7 @@ Each case runs in a fresh interpreter whose only importable project files are th
 working directory and the script's own folder; PYTHONPATH is cleared), so a hidden import of another project file
 fails here."""
 
+import ast
 import json
 import os
 import shutil
@@ -50,7 +51,40 @@ def copy_alone(folder, algo, *extra):
         shutil.copy(os.path.join(ROOT, name), folder)
 
 
+PROJECT = {name[:-3] for name in os.listdir(ROOT) if name.endswith(".py")}  # rejax_*, common, cli, suites
+
+
+def project_imports(tree):
+    """(module, inside `if __name__ == "__main__":`) for every import of a project module anywhere in `tree`."""
+    found = []
+
+    def visit(node, in_main):
+        if isinstance(node, ast.If) and ast.unparse(node.test).replace("'", '"') == '__name__ == "__main__"':
+            in_main = True
+        if isinstance(node, ast.Import):
+            found.extend((alias.name.split(".")[0], in_main) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.append((node.module.split(".")[0], in_main))
+        for child in ast.iter_child_nodes(node):
+            visit(child, in_main)
+
+    visit(tree, False)
+    return [(module, in_main) for module, in_main in found if module in PROJECT]
+
+
 @pytest.mark.parametrize("algo", list(SMALL))
+def test_algorithm_file_imports_only_common_and_cli_in_main(algo):
+    """Every algorithm file, read statically (nested and lazy imports included): the only project module it imports is
+    common.py, and cli.py inside its `__main__` block. The copied-file runs below check the same at run time."""
+    tree = ast.parse(open(os.path.join(ROOT, f"rejax_{algo}.py")).read())
+    imports = project_imports(tree)
+    assert ("common", False) in imports and ("cli", True) in imports, imports
+    assert set(imports) <= {("common", False), ("cli", True)}, imports
+
+
+# The copied-file runs are each a fresh interpreter compiling one or two programs (1-2 min on the slower 2-core CPU):
+# PPO's run by default, the other files' in the slow tier, where the static check above covers them.
+@pytest.mark.parametrize("algo", [a if a == "ppo" else pytest.param(a, marks=pytest.mark.slow) for a in SMALL])
 def test_algorithm_file_with_common_alone_gives_the_python_api(algo, tmp_path):
     env_name, overrides = SMALL[algo]
     copy_alone(tmp_path, algo)
@@ -59,8 +93,6 @@ def test_algorithm_file_with_common_alone_gives_the_python_api(algo, tmp_path):
     assert api.returncode == 0 and "api ok" in api.stdout, api.stderr[-3000:]
 
 
-# cli.py is shared and each file's __main__ is the same few lines, so PPO's case runs by default and the others in the
-# slow tier (each is a fresh interpreter compiling two programs: 1-2 min on the slower 2-core CPU).
 @pytest.mark.parametrize("algo", [a if a == "ppo" else pytest.param(a, marks=pytest.mark.slow) for a in SMALL])
 def test_algorithm_file_with_common_and_cli_runs_its_command_line(algo, tmp_path):
     env_name, overrides = SMALL[algo]

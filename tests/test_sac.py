@@ -315,6 +315,7 @@ def test_learns_acrobot_discrete():
     assert final[1:].min() >= -150 and final[1:].mean() >= -100, final
 
 
+@pytest.mark.slow  # 2-3 min; test_defaults' sac-discrete-chain case asks the same greedy return by default
 def test_goal_chain_at_class_defaults_learns_true_values():
     """The 6-state goal chain of tests/default_probes.py, which has no tuned entry, at the CLASS defaults: every seed
     walks straight to the goal (0.96), and the critics hold the true values of stepping right, Q*(k, right) =
