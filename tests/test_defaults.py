@@ -43,7 +43,7 @@ BARS = {  # (discrete, task) -> the least mean greedy return every seed must rea
 NAMES = {(True, CHAIN): "chain", (False, REACH): "reach", DENSE: "dense", SURVIVAL: "survival"}
 KNOWN_FAILURES = {}  # (algo, discrete, task) -> reason, with the measured returns: xfail(strict) until its owner fixes it
 # One env and one gradient step per env step, on IQN's 64 x 64 quantile pairs and TD3's and DDPG's 256-256 networks:
-# IQN's 6 runs took 15.5 min on the slower 2-core CPU (TD3 and DDPG are the same kind of cost): the slow tier.
+# on the slower 2-core CPU IQN's 6 runs took 15-17 min and TD3's 19 min (DDPG's are alike): the slow tier.
 SLOW = {"iqn", "td3", "ddpg"}
 
 
