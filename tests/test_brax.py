@@ -73,7 +73,7 @@ def test_ppo_learns_brax_inverted_pendulum():
     assert returns.min() >= 900  # every one of 24 seeds (3 batches of 8) ended at 1000 with these defaults
 
 
-@pytest.mark.slow  # a fresh interpreter compiling hopper's physics: 2-4 min
+@pytest.mark.slow  # a fresh interpreter compiling hopper's physics: 4.5-5.5 min on the slower 2-core CPU
 def test_ppo_cli_on_brax_hopper_writes_results(tmp_path):
     result = subprocess.run(
         [sys.executable, os.path.join(ROOT, "rejax_ppo.py"), "--env", "brax/hopper", "--num-seeds", "1",
@@ -88,7 +88,7 @@ def test_ppo_cli_on_brax_hopper_writes_results(tmp_path):
     assert (tmp_path / "run" / "learning_curve.png").exists()
 
 
-@pytest.mark.slow  # a fresh interpreter compiling hopper's physics: 2-4 min
+@pytest.mark.slow  # a fresh interpreter compiling hopper's physics: 5-7 min on the slower 2-core CPU
 def test_sac_cli_on_brax_hopper_writes_results(tmp_path):
     """The off-policy path through brax: random warm-up, gradient steps, evaluation, results folder."""
     result = subprocess.run(

@@ -2,7 +2,7 @@
 train jitted and vmapped over 2 seeds, make_act); with cli.py and requirements.txt beside them (and nothing else of the
 project), its command line runs.
 
-Each case runs in a fresh interpreter whose only importable project files are the copied ones (the folder is the
+Each copied-file case runs in a fresh interpreter whose only importable project files are the copied ones (the folder is the
 working directory and the script's own folder; PYTHONPATH is cleared), so a hidden import of another project file
 fails here."""
 

@@ -243,7 +243,7 @@ def test_learns_pendulum():
     assert final.min() >= -300, final
 
 
-@pytest.mark.slow  # 4 seeds x 100k env steps, each with a gradient step: 4.5 min on 2 busy cores
+@pytest.mark.slow  # 4 seeds x 100k env steps, each with a gradient step: 3.5-4.5 min on 2 busy cores
 def test_solves_mountain_car_continuous():
     """Tuned defaults (Ornstein-Uhlenbeck noise), 4 vmapped seeds, 100,000 env steps per seed: solved is a mean
     return of at least 90 (the flag's +100 minus the action cost)."""
