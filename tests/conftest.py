@@ -4,6 +4,8 @@ XLA:CPU's multi-threaded Eigen is turned off for the suite (and the CLI subproce
 environment). The hangs we saw (every thread idle) turned out to be jaxlib 0.10.2's batched LAPACK QR waiting on
 XLA:CPU's thread pool from inside it; PPO's orthogonal initialisation no longer calls it, and this flag stays as a
 second guard for CI, where a hang costs the whole run. common.py leaves it on for users (~15 % faster for one seed).
+Every program of the suite is compiled at LLVM's optimisation level 2, as the CLI compiles its own
+(`cli.compiler_options`): the suite is compile-bound, and this halves each program's compile time.
 
 The CLI runs the suite starts keep their compiled programs in a compile cache of this session's own (a fresh temporary
 folder, so no run depends on what an earlier session left): a command run twice compiles once.
@@ -21,9 +23,9 @@ import tempfile
 
 import pytest
 
-_FLAG = "--xla_cpu_multi_thread_eigen=false"
-if "xla_cpu_multi_thread_eigen" not in os.environ.get("XLA_FLAGS", ""):
-    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {_FLAG}".strip()
+for _FLAG in ("--xla_cpu_multi_thread_eigen=false", "--xla_backend_optimization_level=2"):
+    if _FLAG.split("=")[0] not in os.environ.get("XLA_FLAGS", ""):
+        os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {_FLAG}".strip()
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
