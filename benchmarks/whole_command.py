@@ -13,7 +13,11 @@ both training programs, side by side; rejax: lower + compile of its one program)
 rejax 0.1.3 is benchmark-only: `pip install rejax==0.1.3 --no-deps chex`; benchmarks/rejax_compat.py gives it gymnax's
 older 5-tuple step and, where distrax does not import, a plain-jax stand-in for its discrete distributions.
 
-Run: python benchmarks/whole_command.py [--algos ppo dqn sac] [--repeats 1]   (results: benchmarks/whole_command.md)
+With --compile-only each command compiles its programs and trains only the least it may (ours: one evaluation
+interval after any warm-up; rejax: lower and compile, no run): the compile figures are those of the same programs,
+without waiting minutes for training.
+
+Run: python benchmarks/whole_command.py [--algos ppo dqn sac] [--repeats 1] [--no-rerun] [--compile-only]
 """
 
 import argparse
@@ -65,21 +69,33 @@ def timed(command: list) -> tuple:
     return wall, result.stdout
 
 
-def ours(algo: str, extra: list, cache: str, out: str) -> dict:
+def least_budget(algo: str, overrides: dict) -> int:
+    """The fewest env steps the command accepts: any warm-up and one evaluation interval (no compile needed)."""
+    sys.path.insert(0, ROOT)
+    from common import get_agent
+
+    config = get_agent(algo)[1].make("CartPole-v1", **overrides)
+    return getattr(config, "learning_starts", 0) + config.eval_freq
+
+
+def ours(algo: str, overrides: dict, cache: str, out: str, compile_only: bool = False) -> dict:
+    if compile_only:
+        overrides = {**overrides, "total_timesteps": least_budget(algo, overrides)}
     wall, stdout = timed([sys.executable, f"rejax_{algo}.py", "--env", "CartPole-v1", "--num-seeds", str(SEEDS),
-                          *extra, "--compile-cache", cache, "--out", out])
+                          *flags(overrides), "--compile-cache", cache, "--out", out])
     compile_s = float(re.search(r"compiled in ([\d.]+)s", stdout).group(1))
     final = json.load(open(os.path.join(out, "summary.json")))["final_return_mean"]
     return {"wall": wall, "compile": compile_s, "final": final}
 
 
-def theirs(algo: str, out: str) -> dict:
-    wall, _ = timed([sys.executable, os.path.abspath(__file__), "--rejax-job", algo, "--out", out])
+def theirs(algo: str, out: str, compile_only: bool = False) -> dict:
+    wall, _ = timed([sys.executable, os.path.abspath(__file__), "--rejax-job", algo, "--out", out,
+                     *(["--compile-only"] if compile_only else [])])
     job = json.load(open(os.path.join(out, "rejax.json")))
     return {"wall": wall, "compile": job["compile"], "final": job["final"]}
 
 
-def rejax_job(algo: str, out: str):
+def rejax_job(algo: str, out: str, compile_only: bool = False):
     """What a user of PyPI rejax writes: its tuned config, 16 seeds in one jitted vmapped call, results saved."""
     import jax
     import jax.numpy as jnp
@@ -98,9 +114,11 @@ def rejax_job(algo: str, out: str):
     start = time.perf_counter()
     compiled = jax.jit(jax.vmap(agent.train)).lower(keys).compile()
     compile_s = time.perf_counter() - start
+    os.makedirs(out, exist_ok=True)
+    if compile_only:
+        return json.dump({"compile": compile_s, "final": float("nan")}, open(os.path.join(out, "rejax.json"), "w"))
     _, (_, returns) = jax.block_until_ready(compiled(keys))  # rejax's evaluation: (lengths, returns)
     final = np.asarray(returns)[:, -1].mean(-1)
-    os.makedirs(out, exist_ok=True)
     np.save(os.path.join(out, "final_returns.npy"), final)
     json.dump({"compile": compile_s, "final": float(jnp.mean(final))}, open(os.path.join(out, "rejax.json"), "w"))
 
@@ -110,11 +128,12 @@ def main():
     parser.add_argument("--algos", nargs="+", default=["ppo", "dqn", "sac"])
     parser.add_argument("--repeats", type=int, default=1, help="each measurement this many times; medians reported")
     parser.add_argument("--no-rerun", action="store_true", help="first runs only (rejax: one run)")
+    parser.add_argument("--compile-only", action="store_true", help="train the least each command allows (above)")
     parser.add_argument("--rejax-job", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.rejax_job:
-        return rejax_job(args.rejax_job, args.out)
+        return rejax_job(args.rejax_job, args.out, args.compile_only)
     print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the start; {SEEDS} seeds, CartPole-v1")
     print(f"{'algo':5s} {'command':16s} {'first run':>22s} {'rerun':>22s}   final return (first run)")
     runs = (1,) if args.no_rerun else (1, 2)
@@ -122,10 +141,11 @@ def main():
         rows = {"ours, defaults": [], "ours, same hp": [], "rejax": []}
         for _ in range(args.repeats):
             with tempfile.TemporaryDirectory() as tmp:
-                for name, extra in (("ours, defaults", []), ("ours, same hp", flags(SAME_HP[algo]))):
+                for name, overrides in (("ours, defaults", {}), ("ours, same hp", SAME_HP[algo])):
                     cache = os.path.join(tmp, name.replace(" ", ""))
-                    rows[name].append([ours(algo, extra, cache, os.path.join(tmp, f"{name}-{i}")) for i in runs])
-                rows["rejax"].append([theirs(algo, os.path.join(tmp, f"rejax-{i}")) for i in runs])
+                    rows[name].append([ours(algo, overrides, cache, os.path.join(tmp, f"{name}-{i}"), args.compile_only)
+                                       for i in runs])
+                rows["rejax"].append([theirs(algo, os.path.join(tmp, f"rejax-{i}"), args.compile_only) for i in runs])
         for name, measured in rows.items():
             cells = ["-", "-"]
             for i in range(len(runs)):
