@@ -403,7 +403,7 @@ class Programs(NamedTuple):
 
 def compiler_options() -> Optional[dict]:
     """On a CPU, LLVM's default optimisation level (2) instead of XLA's (3): it halves the compile time of every
-    program here (PPO CartPole-v1, 16 seeds: 20.1 -> 9.2 s) for 0-10 % of training speed (benchmarks/README.md). Left
+    program here (PPO CartPole-v1, 16 seeds: 20.1 -> 9.0 s) for 0-10 % of training speed (benchmarks/README.md). Left
     to XLA_FLAGS when it sets --xla_backend_optimization_level, and to XLA off the CPU."""
     if jax.default_backend() != "cpu" or "xla_backend_optimization_level" in os.environ.get("XLA_FLAGS", ""):
         return None
