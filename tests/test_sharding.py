@@ -1,4 +1,5 @@
-"""The seed x sweep axis sharded over several devices: four CPU devices in a subprocess give the single-device results."""
+"""The seed x sweep axis sharded over several devices: four CPU devices in a subprocess give the single-device results,
+and a train state with a zero-size leaf runs over two."""
 
 import json
 import os
@@ -44,3 +45,49 @@ def test_four_devices_equal_one_device_with_padding(tmp_path):
     assert four["eval_return"] == one["eval_return"] and four["train_return"] == one["train_return"]  # bit for bit
     summary = json.loads((tmp_path / "four" / "summary.json").read_text())
     assert summary["num_devices"] == 4 and len(summary["final_return_per_seed"]) == 6
+
+
+# CartPole whose state also holds a zero-size array, as MuJoCo Playground's state holds mocap_pos (shape (0, 3)) when a
+# model has no mocap bodies; the CLI's run over 2 devices, in a subprocess, with the env given in place of a name.
+ZERO_SIZE_RUN = """
+import dataclasses, sys
+import jax, jax.numpy as jnp
+from flax import struct
+from gymnax.environments.classic_control.cartpole import CartPole, EnvState
+import cli, common, rejax_ppo
+
+@struct.dataclass
+class State(EnvState):
+    empty: jax.Array
+
+def with_empty(state):
+    return State(**{f.name: getattr(state, f.name) for f in dataclasses.fields(EnvState)}, empty=jnp.zeros((0, 3)))
+
+class ZeroSizeLeafCartPole(CartPole):
+    def reset_env(self, key, params):
+        obs, state = super().reset_env(key, params)
+        return obs, with_empty(state)
+
+    def step_env(self, key, state, action, params):
+        obs, state, reward, done, info = super().step_env(key, state, action, params)
+        return obs, with_empty(state), reward, done, info
+
+make_env = common.make_env
+common.make_env = lambda name, **kw: ((ZeroSizeLeafCartPole(), CartPole().default_params) if name == "zero-size"
+                                      else make_env(name, **kw))
+args = cli.make_args_class(rejax_ppo.Config)(env="zero-size", num_seeds=2, total_timesteps=400, eval_freq=200,
+    num_envs=2, num_steps=50, num_epochs=1, num_minibatches=1, num_eval_episodes=1, out=sys.argv[1])
+_, _, summary = cli.run("ppo", rejax_ppo.Config, rejax_ppo.train, rejax_ppo.PPO.eval_callback, args)
+assert summary["num_devices"] == 2 and len(summary["final_return_per_seed"]) == 2, summary
+"""
+
+
+def test_a_zero_size_leaf_in_the_env_state_runs_over_two_devices(tmp_path):
+    """jax hands a zero-size output back replicated whatever the out_specs say; the interval program must take it so
+    (cli.compile_programs). Without that, every multi-device run on MuJoCo Playground failed with a sharding error."""
+    flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=2".strip()
+    result = subprocess.run([sys.executable, "-c", ZERO_SIZE_RUN, str(tmp_path / "run")], cwd=ROOT,
+                            env={**os.environ, "XLA_FLAGS": flags, "PYTHONPATH": ROOT}, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "sharded over 2 devices" in result.stdout
