@@ -1,5 +1,5 @@
-"""The seed x sweep axis sharded over several devices: four CPU devices in a subprocess give the single-device results,
-and a train state with a zero-size leaf runs over two."""
+"""The seed x sweep axis sharded over several devices: four CPU devices in a subprocess give the single-device
+results, and a train state with a zero-size leaf runs over two."""
 
 import json
 import os
