@@ -411,8 +411,8 @@ def compiler_options() -> Optional[dict]:
 
 
 def compile_programs(train_one, inputs, config, progress) -> tuple:
-    """Jit and compile the run's programs (vmapped over runs, split over devices), the two training ones side by
-    side (`compiler_options`). Returns `(programs, compile_seconds)`.
+    """Jit and compile the run's programs (vmapped over runs, split over devices) with `compiler_options`, the two
+    training ones side by side. Returns `(programs, compile_seconds)`.
 
     Why three programs and not one call with the progress callback inside: jax writes no persistent cache entry for a
     program that holds a host callback, so the training programs hold none and a rerun loads them from the disk
