@@ -32,8 +32,7 @@ TUNED = {
     # clip_eps 0.1 rather than 0.2: with 0.2, 30 of 32 seeds ended at 500 (one at 336); with 0.1, 96 of 96 did.
     "CartPole-v1": dict(num_envs=4, num_steps=125, num_epochs=10, num_minibatches=5, learning_rate=5e-4, ent_coef=0.0,
                         clip_eps=0.1, anneal_lr=True, total_timesteps=100_000, eval_freq=10_000),
-    "Acrobot-v1": dict(num_envs=8, num_steps=128, num_epochs=4, num_minibatches=4, learning_rate=1e-3,
-                       total_timesteps=200_000, eval_freq=20_000),
+    "Acrobot-v1": dict(learning_rate=1e-3, total_timesteps=200_000, eval_freq=20_000),  # the class's rollout shape
     "Breakout-MinAtar": dict(num_envs=64, num_steps=128, num_epochs=4, num_minibatches=8, learning_rate=5e-4,
                              hidden_layer_sizes=(128,), activation="relu", shared_network=True, anneal_lr=True,
                              gamma=0.99, total_timesteps=1_000_000, eval_freq=100_000),
@@ -46,6 +45,10 @@ TUNED = {
                         activation="swish", anneal_lr=True, total_timesteps=500_000, eval_freq=50_000),
     "navix/Navix-Empty-8x8-v0": dict(num_envs=16, num_steps=128, num_epochs=4, num_minibatches=8, learning_rate=1e-3,
                                      anneal_lr=True, gamma=0.95, total_timesteps=150_000, eval_freq=16_384),
+    # Measured at MiniGrid's 640-step limit, --env-kwargs '{"max_steps": 640}', sampled evaluation: benchmarks/suites.md
+    "navix/Navix-DoorKey-8x8-v0": dict(num_envs=32, num_minibatches=8, learning_rate=1e-3, anneal_lr=True,
+                                       deterministic_eval=False, num_eval_episodes=32, total_timesteps=1_500_000,
+                                       eval_freq=300_000),
 }
 
 
@@ -177,9 +180,8 @@ ACTIVATIONS = {"tanh": nn.tanh, "relu": nn.relu, "swish": nn.swish}
 
 
 def orthogonal(scale):
-    """Orthogonal initialisation (Saxe et al. 2014), distributed as flax's `nn.initializers.orthogonal` (Haar-random
-    orthonormal columns), by Gram-Schmidt with two float32 passes per column instead of LAPACK's QR: jaxlib 0.10.2's
-    batched CPU QR, which a vmapped init calls, waits on XLA:CPU's thread pool from inside it and can deadlock it."""
+    """Orthogonal initialisation (Saxe et al. 2014), distributed as flax's (Haar-random), by two-pass Gram-Schmidt in
+    float32, not LAPACK's QR: jaxlib 0.10.2's batched CPU QR (a vmapped init's) can deadlock XLA:CPU's thread pool."""
 
     def init(key, shape, dtype=jnp.float32):
         rows, cols = int(np.prod(shape[:-1])), shape[-1]
@@ -353,8 +355,7 @@ class PPO:
     @classmethod
     def collect(cls, config, train_state):
         """Roll the current policy out for num_steps in every env: one `lax.scan`."""
-        # Draw the whole rollout's randomness in two calls: on XLA:CPU a random call costs more than this small
-        # network's forward pass, so one call per step would dominate the rollout.
+        # The rollout's randomness in two calls: on XLA:CPU one random call costs more than this network's forward.
         rng, rng_noise, rng_step = jax.random.split(train_state.rng, 3)
         noise = sample_noise(config.discrete, config.action_dim, rng_noise, (config.num_steps, config.num_envs))
         step_keys = jax.random.split(rng_step, (config.num_steps, config.num_envs))
@@ -379,10 +380,9 @@ class PPO:
 
     @classmethod
     def gae(cls, config, reward, value, next_value, terminated, done):
-        """Generalised advantage estimates and value targets, arrays [num_steps, num_envs] (GAE paper eq. 16):
-        delta_t = r_t + gamma * V(s'_t) * (1 - terminated_t) - V(s_t), with s'_t the observation the action led to:
-        a truncated step still bootstraps. The recursion A_t = delta_t + gamma * lambda * A_{t+1} stops at any
-        episode end (done_t), because s_{t+1} then belongs to a new episode."""
+        """GAE (paper eq. 16) and value targets, [num_steps, num_envs]: delta_t = r_t + gamma * V(s'_t) * (1 -
+        terminated_t) - V(s_t), s'_t the observation the action led to, so a truncated step still bootstraps; the
+        recursion A_t = delta_t + gamma * lambda * A_{t+1} stops at any episode end (done_t): s_{t+1} is a new one."""
         delta = reward + config.gamma * next_value * (1.0 - terminated) - value
 
         def backward(next_advantage, x):
