@@ -1,14 +1,21 @@
 """The compile cache: a rerun of a command, and a rerun with another numeric hyperparameter, compile nothing new (the
-training programs hold no host callback, so jax keeps them on disk, and the config is their input, not a constant).
+training programs hold no host callback, so jax keeps them on disk, and the config is their input, not a constant),
+and load the two training programs kept by the first run without tracing them (`cli.kept_programs_path`).
 These runs leave the optimisation level to the CLI (`cli.compiler_options`), as a user's command does: the rest of the
 suite sets it in XLA_FLAGS, where the CLI's own choice is not used."""
 
+import importlib
 import json
 import os
 import subprocess
 import sys
+import types
+
+import jax
+import jax.numpy as jnp
 
 import cli
+import rejax_ppo
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FLAGS = ["--env", "CartPole-v1", "--num-seeds", "2", "--total-timesteps", "2000", "--eval-freq", "1000", "--num-envs",
@@ -27,16 +34,48 @@ def run(tmp_path, name, *extra):
                              str(cache), "--out", str(tmp_path / name)], capture_output=True, text=True, timeout=300,
                             env=user_xla_flags())
     assert result.returncode == 0, result.stderr[-2000:]
-    return sorted(os.listdir(cache)), json.loads((tmp_path / name / "curves.json").read_text())
+    loaded = "training programs loaded" in result.stdout
+    return sorted(os.listdir(cache)), json.loads((tmp_path / name / "curves.json").read_text()), loaded
 
 
 def test_rerun_and_other_hyperparameters_load_the_compiled_programs(tmp_path):
-    first, curves = run(tmp_path, "first")
-    assert any(entry.startswith("jit_") for entry in first), first
-    again, same = run(tmp_path, "again")
-    assert again == first and same["eval_return"] == curves["eval_return"]
-    other, changed = run(tmp_path, "other", "--learning-rate", "0.003", "--gamma", "0.95")
-    assert other == first and changed["eval_return"] != curves["eval_return"]
+    first, curves, loaded = run(tmp_path, "first")
+    assert any(entry.startswith("jit_") for entry in first) and not loaded, first
+    assert len(os.listdir(tmp_path / "cache" / "rejax-programs")) == 1
+    again, same, loaded = run(tmp_path, "again")
+    assert again == first and same["eval_return"] == curves["eval_return"] and loaded
+    other, changed, loaded = run(tmp_path, "other", "--learning-rate", "0.003", "--gamma", "0.95")
+    assert other == first and changed["eval_return"] != curves["eval_return"] and loaded
+    assert len(os.listdir(tmp_path / "cache" / "rejax-programs")) == 1
+
+
+def test_kept_programs_are_named_by_what_builds_them(tmp_path, monkeypatch):
+    """Another static setting, env option, input shape or touched code file gives another name; a numeric
+    hyperparameter (an input of the programs) does not."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "probe_module.py").write_text("X = 1\n")
+    importlib.import_module("probe_module")
+    args = types.SimpleNamespace(env="CartPole-v1", env_kwargs="{}")
+    config = rejax_ppo.Config.make("CartPole-v1")
+    inputs = {"key": jax.random.split(jax.random.PRNGKey(0), 2), "index": jnp.arange(2)}
+
+    def name(args=args, inputs=inputs, **changes):
+        return cli.kept_programs_path(str(tmp_path), "ppo", args, inputs, config.replace(**changes))
+
+    base = name()
+    assert name(learning_rate=0.1, gamma=0.5) == base
+    assert name(num_envs=8) != base and name(activation="relu") != base
+    assert name(args=types.SimpleNamespace(env="CartPole-v1", env_kwargs='{"x": 1}')) != base
+    assert name(inputs={**inputs, "key": jax.random.split(jax.random.PRNGKey(0), 3)}) != base
+    os.utime(tmp_path / "probe_module.py", ns=(0, 0))
+    assert name() != base
+    assert cli.kept_programs_path(None, "ppo", args, inputs, config) is None
+
+
+def test_programs_that_do_not_load_are_compiled_again(tmp_path):
+    (tmp_path / "broken.pkl").write_bytes(b"not a program")
+    assert cli.load_programs(str(tmp_path / "broken.pkl"), {}, None) is None
+    assert cli.load_programs(str(tmp_path / "missing.pkl"), {}, None) is None
 
 
 def test_off_keeps_nothing(tmp_path):
