@@ -7,8 +7,9 @@ A run's story, in the order the functions below tell it:
   3. placement: the run axis split over every device and host (`shard_runs`, `over_devices`);
   4. training: two jitted programs vmapped over every run, one that starts the runs and one that trains an evaluation
      interval, called once per interval (`compile_programs`, at LLVM's level 2 on a CPU: `compiler_options`;
-     `train_in_segments`), with a checkpoint every N intervals on request; after each, a small program reports every
-     run's point and the divergence check through `io_callback` to `Progress`, which prints the line;
+     `train_in_segments`; a rerun loads them without tracing: `kept_programs_path`), with a checkpoint every N
+     intervals on request; after each, a small program reports every run's point and the divergence check through
+     `io_callback` to `Progress`, which prints the line;
   5. gathering the runs back to the host (`unshard_runs`), their statistics (IQM and mean with bootstrap intervals,
      rliable-style; diverged runs left out), the summary and the printed report;
   6. the results folder (`save_results`), wandb, and with --video an episode of the best run (`render_video`).
@@ -140,7 +141,7 @@ class RunArgs:
     cpu_devices: Optional[int] = None
     """On a CPU: how many jax devices split the runs, each training its share vmapped on about one core, side by side. Default: one per core this process may use, at most one per run; 1 puts every run on one device. Each device's share is a batch of its own size, which can round differently, so give the same count to repeat a run bit for bit on a machine with another number of cores. Ignored when XLA_FLAGS sets --xla_force_host_platform_device_count."""
     compile_cache: str = os.environ.get("REJAX_COMPILE_CACHE", os.path.join("~", ".cache", "rejax", "jax"))
-    """Folder where compiled training programs are kept, so that a rerun, also with other numeric hyperparameters, loads them instead of compiling; 'off' compiles every time. The default can be moved (or turned off) with the REJAX_COMPILE_CACHE environment variable."""
+    """Folder where compiled programs are kept (jax's compilation cache, and in rejax-programs/ the two training programs, named by everything that builds them), so that a rerun, also with other numeric hyperparameters, loads them instead of tracing and compiling; 'off' compiles every time. The default can be moved (or turned off) with the REJAX_COMPILE_CACHE environment variable."""
     sweep: tuple[str, ...] = ()
     """Train several values of a numeric hyperparameter in the same jitted call: NAME=V1,V2,... (e.g. learning_rate=3e-4,1e-3); repeat the flag for a grid, every combination x every seed."""
 
