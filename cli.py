@@ -141,7 +141,7 @@ class RunArgs:
     cpu_devices: Optional[int] = None
     """On a CPU: how many jax devices split the runs, each training its share vmapped on about one core, side by side. Default: one per core this process may use, at most one per run; 1 puts every run on one device. Each device's share is a batch of its own size, which can round differently, so give the same count to repeat a run bit for bit on a machine with another number of cores. Ignored when XLA_FLAGS sets --xla_force_host_platform_device_count."""
     compile_cache: str = os.environ.get("REJAX_COMPILE_CACHE", os.path.join("~", ".cache", "rejax", "jax"))
-    """Folder where compiled programs are kept (jax's compilation cache, and in rejax-programs/ the two training programs, named by everything that builds them), so that a rerun, also with other numeric hyperparameters, loads them instead of tracing and compiling; 'off' compiles every time. The default can be moved (or turned off) with the REJAX_COMPILE_CACHE environment variable."""
+    """Folder where the compiled training programs are kept (in rejax-programs/, named by everything that builds them; a multi-process run uses jax's compilation cache there), so that a rerun, also with other numeric hyperparameters, loads them instead of tracing and compiling; 'off' compiles every time. The default can be moved (or turned off) with the REJAX_COMPILE_CACHE environment variable."""
     sweep: tuple[str, ...] = ()
     """Train several values of a numeric hyperparameter in the same jitted call: NAME=V1,V2,... (e.g. learning_rate=3e-4,1e-3); repeat the flag for a grid, every combination x every seed."""
 
@@ -171,13 +171,16 @@ def use_cpu_cores(args):
 
 
 def use_compile_cache(folder: str):
-    """Keep compiled programs in `folder` (jax's persistent compilation cache; 'off': none). Entries are keyed by the
-    program, the jax version and the machine, so a stale one is never used; programs that compile in under 0.2 s are
-    not kept."""
+    """Keep compiled programs in `folder` ('off': none). In one process the CLI keeps its two training programs itself
+    (`kept_programs_path`) and jax's persistent compilation cache is off: a program that jax loads from its cache cannot
+    be serialized again (jaxlib 0.10.2 drops its kernels, and the copy fails when run: "Function ... not found"), so
+    only programs compiled in this process are kept. A multi-process run uses jax's cache instead (entries keyed by the
+    program, the jax version and the machine; programs that compile in under 0.2 s are not kept)."""
     if folder.strip().lower() in ("off", "none", ""):
         return
     jax.config.update("jax_compilation_cache_dir", os.path.expanduser(folder))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
+    jax.config.update("jax_enable_compilation_cache", jax.distributed.is_initialized())
 
 
 def field_docs(cls) -> dict:
@@ -420,11 +423,12 @@ def compile_programs(train_one, inputs, config, progress, kept: Optional[str] = 
     training ones side by side; or, when `kept` (from `kept_programs_path`) holds them from an earlier run, load those
     two without tracing them. Returns `(programs, compile_seconds, loaded)`.
 
-    Why three programs and not one call with the progress callback inside: jax writes no persistent cache entry for a
-    program that holds a host callback, so the training programs hold none and a rerun loads them from the disk
-    cache (`use_compile_cache`); the config is an input, so a rerun with other numeric hyperparameters does too.
-    jax must trace a program to find its cache entry, and tracing ours takes most of a rerun's compile time (PPO
-    CartPole-v1, 16 seeds: 4.7 of 5.6 s), hence `kept`. The io_callback lives in `report`, small, compiled anew."""
+    Why three programs and not one call with the progress callback inside: a compiled program that holds a host
+    callback cannot be kept on disk (by jax's persistent cache or by `keep_programs`), so the training programs hold
+    none and a rerun loads them (`use_compile_cache`); the config is an input, so a rerun with other numeric
+    hyperparameters does too. jax's own cache must trace a program to find its entry, and tracing was most of a
+    rerun's compile time (PPO CartPole-v1, 16 seeds: 4.7 of 5.6 s), hence `kept`. The io_callback lives in `report`,
+    small, compiled anew each run."""
     began, options = time.perf_counter(), compiler_options()
     start = jax.jit(over_devices(lambda i, c: train_one(i, c, num_evals=0), in_axes=(0, None)))
     interval = jax.jit(over_devices(lambda i, c, s, n: train_one(i, c, resume=(s, n), num_evals=1),

@@ -1,6 +1,6 @@
-"""The compile cache: a rerun of a command, and a rerun with another numeric hyperparameter, compile nothing new (the
-training programs hold no host callback, so jax keeps them on disk, and the config is their input, not a constant),
-and load the two training programs kept by the first run without tracing them (`cli.kept_programs_path`).
+"""The compile cache: a rerun of a command, and a rerun with another numeric hyperparameter, compile nothing new: they
+load the two training programs that the first run kept (`cli.kept_programs_path`), without tracing them (the
+programs hold no host callback, and the config is their input, not a constant).
 These runs leave the optimisation level to the CLI (`cli.compiler_options`), as a user's command does: the rest of the
 suite sets it in XLA_FLAGS, where the CLI's own choice is not used."""
 
@@ -40,7 +40,7 @@ def run(tmp_path, name, *extra):
 
 def test_rerun_and_other_hyperparameters_load_the_compiled_programs(tmp_path):
     first, curves, loaded = run(tmp_path, "first")
-    assert any(entry.startswith("jit_") for entry in first) and not loaded, first
+    assert first == ["rejax-programs"] and not loaded, first  # jax's own cache is off: it cannot feed this one
     assert len(os.listdir(tmp_path / "cache" / "rejax-programs")) == 1
     again, same, loaded = run(tmp_path, "again")
     assert again == first and same["eval_return"] == curves["eval_return"] and loaded
@@ -91,3 +91,12 @@ def test_the_cli_compiles_at_level_2_unless_xla_flags_set_a_level(monkeypatch):
     assert cli.compiler_options() == {"xla_backend_optimization_level": 2}
     monkeypatch.setenv("XLA_FLAGS", "--xla_backend_optimization_level=3")
     assert cli.compiler_options() is None
+
+
+def test_jax_cache_is_off_in_one_process(tmp_path):
+    """A program that jax loads from its own persistent cache cannot be serialized again (jaxlib 0.10.2 drops its
+    kernels; the copy fails when run with "Function ... not found"), so in one process the kept programs are the only
+    layer and every kept program is one this process compiled."""
+    code = f"import cli, jax; cli.use_compile_cache({str(tmp_path)!r}); print(jax.config.jax_enable_compilation_cache)"
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.stdout.strip() == "False", result.stderr[-2000:]
