@@ -469,7 +469,7 @@ def kept_programs_path(folder: Optional[str], algo: str, args, inputs, config) -
     if not folder or jax.process_count() > 1:
         return None
     files = sorted({m.__file__ for m in list(sys.modules.values()) if isinstance(getattr(m, "__file__", None), str)})
-    code = [(f, os.stat(f).st_size, os.stat(f).st_mtime_ns) for f in files if os.path.exists(f)]
+    code = [(f, stat.st_size, stat.st_mtime_ns) for f in files if os.path.exists(f) for stat in [os.stat(f)]]
     cpu = ""
     if os.path.exists("/proc/cpuinfo"):
         with open("/proc/cpuinfo") as info:
