@@ -37,6 +37,7 @@ PACKAGES = {"navix": ("navix", "navix==0.7.4"), "craftax": ("craftax", "craftax=
             "jumanji": ("jumanji", "jumanji==1.1.2"), "playground": ("mujoco_playground", "playground==0.2.0")}
 CRAFTAX_ENVS = ("Craftax-Classic-Symbolic-v1", "Craftax-Symbolic-v1", "Craftax-Classic-Pixels-v1", "Craftax-Pixels-v1")
 NEVER = 2**31 - 1  # a suite's own time limit, pushed out of reach so that the adapter's limit is the only one
+RESET_RATIO = 16  # craftax: envs per fresh world made at each step (CraftaxEnv.step_batch; craftax's baseline's 16)
 
 
 @struct.dataclass
@@ -173,6 +174,26 @@ class CraftaxEnv(SuiteEnv):
 
     def suite_step(self, key, state, action, params):
         return self.env.step(key, state, action, params.inner)
+
+    def step_batch(self, keys, state, action, params):
+        """`step` of every env at once (what common.step_envs calls), with optimistic resets as in craftax's own
+        PPO baseline: a reset generates a whole world, about 18 steps' work (64 envs: 167 resets/s against 2,969
+        steps/s), and gymnax-style auto-reset makes one at every step of every env. Here only ceil(n / RESET_RATIO)
+        worlds are made per step, and the i-th env whose episode ended starts in world i mod that count, so when
+        more episodes than that end at one step, some of them start in the same world."""
+        keys_step, keys_reset = jnp.moveaxis(jax.vmap(jax.random.split)(keys), 1, 0)
+        obs_step, state_step, reward, terminated, info = jax.vmap(self.step_env, in_axes=(0, 0, 0, None))(
+            keys_step, state, action, params)
+        truncated = state_step.time >= params.max_steps_in_episode
+        done = terminated | truncated
+        num_worlds = -(-action.shape[0] // RESET_RATIO)
+        obs_reset, state_reset = jax.vmap(self.reset_env, in_axes=(0, None))(keys_reset[:num_worlds], params)
+        world = (jnp.cumsum(done) - 1) % num_worlds  # the i-th finished env takes world i mod num_worlds
+        pick = lambda reset, stepped: jnp.where(  # noqa: E731
+            done.reshape(done.shape + (1,) * (stepped.ndim - 1)), reset[world], stepped)
+        state, obs = jax.tree_util.tree_map(pick, (state_reset, obs_reset), (state_step, obs_step))
+        info = {**info, "terminated": terminated, "truncated": truncated, "final_observation": obs_step}
+        return obs, state, reward, terminated, truncated, info
 
 
 class JumanjiEnv(SuiteEnv):

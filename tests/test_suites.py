@@ -134,6 +134,21 @@ def test_craftax_time_limit_is_a_truncation_and_death_a_termination():
     assert terminated[0].all() and not truncated[0].any() and (final_obs[0] != obs[0]).any()
 
 
+def test_craftax_resets_optimistically_one_world_per_sixteen_envs():
+    """Envs whose episode ended start in one of ceil(n / 16) fresh worlds; the others step on, untouched."""
+    need("craftax")
+    env, params = make(CRAFTAX)
+    obs, state = common.reset_envs(env, params, jax.random.PRNGKey(0), 4)
+    force = jnp.array([False, True, False, True])
+    step = jax.jit(lambda state, key: common.step_envs(env, params, key, state, jnp.zeros(4, jnp.int32)))
+    out = step(kill(state, force), jax.random.PRNGKey(1))
+    next_obs, next_state, _, terminated, truncated, final_obs = jax.tree.map(np.asarray, out)
+    assert (terminated == np.asarray(force)).all() and not truncated.any()
+    np.testing.assert_array_equal(next_state.time, [1, 0, 1, 0])
+    np.testing.assert_array_equal(next_obs[[0, 2]], final_obs[[0, 2]])  # stepped on
+    np.testing.assert_array_equal(next_obs[1], next_obs[3])  # one fresh world for 4 envs: both died, both start in it
+    assert (next_obs[1] != final_obs[1]).any()
+
 # --- jumanji ---------------------------------------------------------------------------------------------------------
 KNAPSACK = "jumanji/Knapsack-v1"
 
