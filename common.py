@@ -263,7 +263,8 @@ def step_envs(env, env_params, rng, env_state, action):
     led to. Bootstrap from `final_obs` unless `terminated`: a time-limit truncation is not a terminal state.
     """
     keys = rng if rng.ndim == 2 else jax.random.split(rng, action.shape[0])  # one key, or one key per env
-    step = getattr(env, "step_batch", None) or jax.vmap(env.step, in_axes=(0, 0, 0, None))  # step_batch: suites.py
+    # The class's own step_batch (suites.py), never one that a wrapper's __getattr__ forwards from the env inside it.
+    step = env.step_batch if hasattr(type(env), "step_batch") else jax.vmap(env.step, in_axes=(0, 0, 0, None))
     obs, env_state, reward, terminated, truncated, info = step(keys, env_state, action, env_params)
     return obs, env_state, reward.astype(jnp.float32), terminated, truncated, info["final_observation"]
 

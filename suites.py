@@ -180,7 +180,8 @@ class CraftaxEnv(SuiteEnv):
         PPO baseline: a reset generates a whole world, about 18 steps' work (64 envs: 167 resets/s against 2,969
         steps/s), and gymnax-style auto-reset makes one at every step of every env. Here only ceil(n / RESET_RATIO)
         worlds are made per step, and the i-th env whose episode ended starts in world i mod that count, so when
-        more episodes than that end at one step, some of them start in the same world."""
+        more episodes than that end at one step, some of them start in the same world. A subclass that changes `step`
+        must change this too (a wrapper around the env keeps its own `step`: see common.step_envs)."""
         keys_step, keys_reset = jnp.moveaxis(jax.vmap(jax.random.split)(keys), 1, 0)
         obs_step, state_step, reward, terminated, info = jax.vmap(self.step_env, in_axes=(0, 0, 0, None))(
             keys_step, state, action, params)

@@ -30,6 +30,31 @@ def test_step_envs_reports_truncation_apart_from_termination():
     assert not np.allclose(obs, final_obs)  # obs is the reset observation, final_obs the one before the reset
 
 
+def test_step_envs_takes_step_batch_from_the_env_class_not_through_a_wrapper():
+    """An env's own step_batch (craftax's optimistic resets) is used; a wrapper whose __getattr__ forwards to the
+    env inside keeps its own step, which would otherwise be bypassed."""
+
+    class Batched:
+        def step_batch(self, keys, state, action, params):
+            return state, state, jnp.full(3, 7.0), action > 0, action < 0, {"final_observation": state}
+
+    class Wrapper:  # as gymnax's wrappers: unknown attributes come from the wrapped env
+        def __init__(self, env):
+            self._env = env
+
+        def __getattr__(self, name):
+            return getattr(self._env, name)
+
+        def step(self, key, state, action, params):
+            return state, state, action * 2.0, action > 0, action < 0, {"final_observation": state}
+
+    keys, action = jax.random.split(jax.random.PRNGKey(0), 3), jnp.array([1.0, -1.0, 0.0])
+    np.testing.assert_array_equal(common.step_envs(Batched(), None, keys, jnp.zeros(3), action)[2], [7.0] * 3)
+    _, _, reward, terminated, truncated, _ = common.step_envs(Wrapper(Batched()), None, keys, jnp.zeros(3), action)
+    np.testing.assert_array_equal(reward, [2.0, -2.0, 0.0])
+    np.testing.assert_array_equal(terminated, [True, False, False])
+
+
 def test_episode_stats_record_finished_episodes():
     stats = common.EpisodeStats.create(2)
     stats = stats.update(jnp.array([1.0, 2.0]), jnp.array([False, False]))
