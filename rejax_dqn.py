@@ -1,10 +1,9 @@
-"""DQN: deep Q-learning from a replay buffer, with Double DQN targets, a dueling head and n-step targets as options.
+"""DQN: deep Q-learning from a replay buffer, with Double DQN targets and a dueling head as options.
 
 Mnih et al. 2015, "Human-level control through deep reinforcement learning" (Q-learning target and loss, eq. 2;
 replay memory and target network, Methods); van Hasselt et al. 2016, "Deep Reinforcement Learning with Double
 Q-learning" (Double DQN target, eq. 4); Wang et al. 2016, "Dueling Network Architectures for Deep Reinforcement
-Learning" (mean-subtracted aggregation, eq. 9); Young & Tian 2019, "MinAtar" (the small CNN for image observations);
-Sutton & Barto 2018, "Reinforcement Learning: An Introduction" (the n-step return, eq. 7.1).
+Learning" (mean-subtracted aggregation, eq. 9); Young & Tian 2019, "MinAtar" (the small CNN for image observations).
 
 Notable choices:
 - The defaults, and every result reported as "DQN" here, are Double DQN + a dueling head, trained with Adam and a
@@ -24,10 +23,6 @@ Notable choices:
 - One iteration = `train_freq` steps in each of `num_envs` envs, then `gradient_steps` Adam steps on batches of
   `batch_size`, then a target update: Polyak averaging with `tau` (tau = 1 and `target_update_freq` = N gives hard
   copies every N env steps). Gradients are clipped to a global norm; the loss is Huber or MSE.
-- n_step > 1 samples runs of n consecutive rows of one env (never across the ring's write position), sums their
-  discounted rewards up to the first episode end and bootstraps from that step's observation with gamma^k; like
-  Rainbow (Hessel et al. 2018) it does not correct for the epsilon-greedy actions inside a run. The default, 1, is
-  Mnih et al.'s one-step target, and every tuned entry uses it.
 - normalize_rewards: raw rewards in the buffer, divided by the return std when sampled (one scale per batch, as SB3;
   gym's wrapper scales at collection). Action masks limit acting and the target's max/argmax to allowed actions.
 
@@ -117,9 +112,6 @@ class Config:
     """Divide sampled rewards by a running std of the discounted return (gym's NormalizeReward, at sampling time)."""
     anneal_lr: bool = struct.field(pytree_node=False, default=False)
     """Decay the learning rate linearly to 0 over the run's gradient steps."""
-    n_step: int = struct.field(pytree_node=False, default=1)
-    """Rewards summed before bootstrapping (n-step targets, Sutton & Barto 2018 eq. 7.1), over a run of one env's
-    consecutive steps cut at its first episode end; uncorrected for the epsilon-greedy actions in the run (Rainbow)."""
 
     # --- hyperparameters (pytree leaves: vmappable)
     learning_rate: float = 1e-3
@@ -148,7 +140,7 @@ class Config:
                               train_freq=self.train_freq, gradient_steps=self.gradient_steps,
                               batch_size=self.batch_size, buffer_size=self.buffer_size,
                               target_update_freq=self.target_update_freq, learning_rate=self.learning_rate,
-                              max_grad_norm=self.max_grad_norm, n_step=self.n_step)
+                              max_grad_norm=self.max_grad_norm)
         common.check_non_negative(learning_starts=self.learning_starts)
         common.check_unit_interval(gamma=self.gamma, tau=self.tau, eps_start=self.eps_start, eps_end=self.eps_end,
                                    exploration_fraction=self.exploration_fraction)
@@ -159,9 +151,6 @@ class Config:
         if self.learning_starts > self.total_timesteps:
             raise ValueError(f"learning_starts ({self.learning_starts}) must not exceed total_timesteps "
                              f"({self.total_timesteps}), or no training would happen; lower learning_starts.")
-        if (self.warmup_iterations + 1) * self.train_freq < self.n_step or self.buffer_rows < self.n_step:
-            raise ValueError(f"n_step ({self.n_step}) needs that many steps of each env written before the first "
-                             f"update and kept in the buffer; raise learning_starts or buffer_size, or lower n_step.")
         if self.network not in ("auto", "mlp", "cnn"):
             raise ValueError(f"network must be auto, mlp or cnn, got {self.network!r}.")
         if self.use_cnn and len(self.env.observation_space(self.env_params).shape) != 3:
@@ -256,8 +245,6 @@ class Transition(NamedTuple):  # in the buffer each field is [rows, num_envs, ..
     reward: jax.Array
     terminated: jax.Array  # true terminal state: no bootstrap (a truncation is not one)
     next_obs: jax.Array  # raw observation the action led to (before any reset)
-    truncated: Optional[jax.Array] = None  # in the buffer: a time-limit end, which cuts an n-step run
-    discount: Optional[jax.Array] = None  # in an n-step batch: gamma^(rewards summed) * (1 - terminated)
 
 
 @struct.dataclass
@@ -289,19 +276,12 @@ class ReplayBuffer:
         )
         return ReplayBuffer(data, (self.position + k) % self.rows, jnp.minimum(self.size + k, self.rows))
 
-    def sample(self, rng, shape: tuple, length: int = 1) -> Transition:
-        """Runs of `length` consecutive transitions of one env, fields [*shape, length, ...], drawn uniformly with
-        replacement over the runs that lie in written rows: O(batch) work, no mask over the buffer; `shape` =
-        (gradient_steps, batch_size) draws all of an iteration's batches at once."""
+    def sample(self, rng, shape: tuple) -> Transition:
+        """Transitions drawn uniformly with replacement from the written rows, fields [*shape, ...]: O(batch) work,
+        no mask over the buffer; `shape` = (gradient_steps, batch_size) draws all of an iteration's batches at once."""
         num_envs = self.data.reward.shape[1]
-        starts = (self.size - (length - 1)) * num_envs  # every written row starts a run but the newest length - 1
-        # Like randint(rng, shape, 0, starts) with one threefry call instead of three; modulo bias < starts / 2**32.
-        index = (jax.random.bits(rng, shape, jnp.uint32) % starts.astype(jnp.uint32)).astype(jnp.int32)
-        row, env = index // num_envs, index % num_envs
-        # Step over the newest length - 1 rows (just before `position`), whose runs would run into the oldest row.
-        newest = self.position - (length - 1)
-        row = jnp.where(newest >= 0, row + (length - 1) * (row >= newest), row + self.position)
-        index = ((row[..., None] + jnp.arange(length)) % self.rows) * num_envs + env[..., None]
+        # Like randint(rng, shape, 0, size) with one threefry call instead of three; modulo bias < size / 2**32.
+        index = (jax.random.bits(rng, shape, jnp.uint32) % (self.size * num_envs).astype(jnp.uint32)).astype(jnp.int32)
         flat = lambda x: x.reshape((-1,) + x.shape[2:])  # noqa: E731 [rows * num_envs, ...], a free reshape
         return jax.tree_util.tree_map(lambda x: flat(x)[index], self.data)
 
@@ -346,7 +326,7 @@ class DQN:
         obs, env_state = common.reset_envs(config.env, config.env_params, rng_env, config.num_envs)
         params = cls.network(config).init(rng_params, obs[:1])
         row = Transition(obs, jnp.zeros(config.num_envs, jnp.int32), jnp.zeros(config.num_envs),
-                         jnp.zeros(config.num_envs), obs, jnp.zeros(config.num_envs))
+                         jnp.zeros(config.num_envs), obs)
         return TrainState(rng, jnp.array(0, jnp.int32), params, params, cls.optimizer(config).init(params), env_state,
                           obs, ReplayBuffer.create(row, config.buffer_rows),
                           common.RunningMeanStd.create(obs.shape[1:]), common.ReturnStats.create(config.num_envs),
@@ -392,8 +372,7 @@ class DQN:
             next_obs, env_state, reward, terminated, truncated, final_obs = common.step_envs(
                 config.env, config.env_params, rng_step, ts.env_state, action
             )
-            transition = Transition(ts.obs, action, reward, terminated.astype(jnp.float32), final_obs,
-                                    truncated.astype(jnp.float32))
+            transition = Transition(ts.obs, action, reward, terminated.astype(jnp.float32), final_obs)
             stats = ts.reward_stats.update(reward, terminated | truncated, config.gamma)
             ts = ts.replace(rng=rng, env_state=env_state, obs=next_obs, global_step=ts.global_step + config.num_envs,
                             reward_stats=stats if config.normalize_rewards else ts.reward_stats,
@@ -407,26 +386,8 @@ class DQN:
         return train_state
 
     @classmethod
-    def multi_step(cls, config, runs: Transition) -> Transition:
-        """n-step transitions (Sutton & Barto 2018, eq. 7.1) from runs of n_step consecutive steps, fields [..., n,
-        ...]: reward = sum_k gamma^k r_k over the steps up to the run's first episode end, whose next_obs and
-        terminated it keeps; discount = gamma^(rewards summed) * (1 - terminated)."""
-        ended = jnp.maximum(runs.terminated, runs.truncated)
-        summed = jnp.cumprod(1.0 - ended, -1)  # [..., k]: no episode end in steps 0..k, so step k + 1 is summed
-        summed = jnp.concatenate([jnp.ones_like(summed[..., :1]), summed[..., :-1]], -1)
-        powers = jnp.cumprod(jnp.full(config.n_step, config.gamma))  # gamma^1 .. gamma^n
-        reward = (summed * runs.reward * jnp.concatenate([jnp.ones(1), powers[:-1]])).sum(-1)
-        last = summed.sum(-1).astype(jnp.int32) - 1  # the run's last summed step
-        at = lambda x, k: jnp.take_along_axis(  # noqa: E731 x[..., k, ...], k one index per run
-            x, k.reshape(k.shape + (1,) * (x.ndim - k.ndim)), k.ndim).squeeze(k.ndim)
-        first, terminated = 0 * last, at(runs.terminated, last)
-        return Transition(at(runs.obs, first), at(runs.action, first), reward, terminated, at(runs.next_obs, last),
-                          discount=powers[last] * (1.0 - terminated))
-
-    @classmethod
-    def td_target(cls, config, reward, terminated, next_q, next_q_target, discount=None):
-        """Targets y = r + gamma * (1 - terminated) * Q'(s', a*), arrays [batch, (actions)]; an n-step batch gives
-        its own `discount` for the bootstrap.
+    def td_target(cls, config, reward, terminated, next_q, next_q_target):
+        """One-step targets y = r + gamma * (1 - terminated) * Q'(s', a*), arrays [batch, (actions)].
 
         DQN (Mnih et al. 2015, eq. 2): Q' = target net, a* = argmax of the target net. Double DQN (van Hasselt et al.
         2016, eq. 4): a* = argmax of the online net `next_q`, valued by the target net.
@@ -436,8 +397,7 @@ class DQN:
             next_value = jnp.take_along_axis(next_q_target, best[:, None], -1).squeeze(-1)
         else:
             next_value = next_q_target.max(-1)
-        discount = config.gamma * (1.0 - terminated) if discount is None else discount
-        return reward + discount * next_value
+        return reward + config.gamma * (1.0 - terminated) * next_value
 
     @classmethod
     def loss(cls, config, params, batch: Transition, target):
@@ -455,7 +415,7 @@ class DQN:
         next_q_target = network.apply(train_state.target_params, batch.next_obs)
         next_q = network.apply(train_state.params, batch.next_obs) if config.double else next_q_target
         next_q, next_q_target = (common.mask_actions(q, next_mask) for q in (next_q, next_q_target))
-        target = cls.td_target(config, batch.reward, batch.terminated, next_q, next_q_target, batch.discount)
+        target = cls.td_target(config, batch.reward, batch.terminated, next_q, next_q_target)
         grads, metrics = jax.grad(cls.loss, argnums=1, has_aux=True)(config, train_state.params, batch, target)
         updates, opt_state = cls.optimizer(config).update(grads, train_state.opt_state, train_state.params)
         params = optax.apply_updates(train_state.params, updates)
@@ -478,8 +438,7 @@ class DQN:
 
         # SAMPLE every batch of the iteration in one draw (threefry is a loop on CPU: one call, not gradient_steps).
         rng, rng_sample = jax.random.split(train_state.rng)
-        runs = train_state.buffer.sample(rng_sample, (config.gradient_steps, config.batch_size), config.n_step)
-        batches = cls.multi_step(config, runs) if config.n_step > 1 else jax.tree.map(lambda x: x[:, :, 0], runs)
+        batches = train_state.buffer.sample(rng_sample, (config.gradient_steps, config.batch_size))
         next_mask = common.action_mask(config.env, config.env_params, batches.next_obs)  # of the raw observations
         scale = train_state.reward_stats.scale if config.normalize_rewards else lambda reward: reward
         batches = batches._replace(obs=cls.normalize(config, train_state.obs_stats, batches.obs), reward=scale(

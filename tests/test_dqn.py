@@ -34,7 +34,7 @@ def test_buffer_never_samples_unwritten_slots_and_wraps_around():
     for _ in range(2):
         buffer, next_id = add(buffer, block(next_id, k, num_envs)), next_id + k * num_envs
     assert int(buffer.position) == 4 and int(buffer.size) == 4
-    drawn = jax.tree.map(lambda x: x[:, 0], sample(buffer, jax.random.PRNGKey(0), (4096,)))  # runs of 1 step
+    drawn = sample(buffer, jax.random.PRNGKey(0), (4096,))
     assert set(np.asarray(drawn.reward).tolist()) == set(range(1, 9))
     np.testing.assert_array_equal(drawn.obs[:, 0], drawn.reward)  # fields stay aligned
     np.testing.assert_array_equal(drawn.action, drawn.reward.astype(int))
@@ -46,51 +46,8 @@ def test_buffer_never_samples_unwritten_slots_and_wraps_around():
     np.testing.assert_array_equal(buffer.data.reward[:4].ravel(), np.arange(13, 21))  # rows 0-3: the newest
     np.testing.assert_array_equal(buffer.data.reward[4:].ravel(), np.arange(9, 13))  # rows 4-5: oldest kept
     drawn = sample(buffer, jax.random.PRNGKey(1), (2, 4096))
-    assert drawn.reward.shape == (2, 4096, 1)
+    assert drawn.reward.shape == (2, 4096)
     assert set(np.asarray(drawn.reward).ravel().tolist()) == set(range(9, 21))
-
-
-@pytest.mark.parametrize("length", [2, 3, 4])
-def test_buffer_runs_are_consecutive_steps_of_one_env_and_never_cross_the_write_position(length):
-    rows, num_envs, k = 6, 2, 2
-    example = Transition(jnp.zeros((num_envs, 1)), jnp.zeros(num_envs, jnp.int32), jnp.zeros(num_envs),
-                         jnp.zeros(num_envs), jnp.zeros((num_envs, 1)))
-    add, sample = jax.jit(ReplayBuffer.add), jax.jit(ReplayBuffer.sample, static_argnums=(2, 3))
-    buffer = add(ReplayBuffer.create(example, rows), block(1, k, num_envs))
-    for blocks in range(2, 9):  # partly full, then full with the write position at rows 0, 2 and 4
-        buffer = add(buffer, block(1 + (blocks - 1) * k * num_envs, k, num_envs))
-        newest = blocks * k * num_envs  # ids 1..newest written, the last `rows` rows kept
-        oldest = max(1, newest - rows * num_envs + 1)
-        drawn = np.asarray(sample(buffer, jax.random.PRNGKey(blocks), (4096,), length).reward)
-        np.testing.assert_array_equal(drawn, drawn[:, :1] + num_envs * np.arange(length))  # one env, step by step
-        valid_starts = set(range(oldest, newest - num_envs * (length - 1) + 1))
-        assert set(drawn[:, 0].astype(int).tolist()) == valid_starts
-
-
-def test_n_step_transitions_match_hand_computation():
-    config = Config.make("CartPole-v1", gamma=0.5, n_step=3)
-    never, ends_at = jnp.zeros(3), lambda k: jnp.zeros(3).at[k].set(1.0)
-    # Run 0 has no episode end; run 1 terminates at its step 1; run 2 is truncated at its step 0.
-    terminated = jnp.stack([never, ends_at(1), never])
-    truncated = jnp.stack([never, never, ends_at(0)])
-    steps = jnp.arange(9.0).reshape(3, 3)
-    rewards = jnp.tile(jnp.array([1.0, 2.0, 4.0]), (3, 1))
-    runs = Transition(steps[..., None], steps.astype(jnp.int32), rewards, terminated, 10 + steps[..., None], truncated)
-    batch = DQN.multi_step(config, runs)
-    np.testing.assert_allclose(batch.reward, [1 + 0.5 * 2 + 0.25 * 4, 1 + 0.5 * 2, 1])
-    np.testing.assert_allclose(batch.discount, [0.125, 0.0, 0.5])  # terminated: no bootstrap; truncated: bootstrap
-    np.testing.assert_array_equal(batch.obs[:, 0], [0, 3, 6])
-    np.testing.assert_array_equal(batch.action, [0, 3, 6])
-    np.testing.assert_array_equal(batch.next_obs[:, 0], [12, 14, 16])  # from each run's last summed step
-    next_q = jnp.ones((3, 2))
-    target = DQN.td_target(config, batch.reward, batch.terminated, next_q, next_q, batch.discount)
-    np.testing.assert_allclose(target, [3.125, 2.0, 1.5])
-
-
-def test_n_step_needs_that_many_steps_before_the_first_update():
-    with pytest.raises(ValueError, match="n_step"):
-        Config.make("CartPole-v1", n_step=5, learning_starts=0, num_envs=1, train_freq=1)
-    Config.make("CartPole-v1", n_step=5, learning_starts=4, num_envs=1, train_freq=1)
 
 
 def test_buffer_position_stays_unbatched_under_vmap():
