@@ -29,7 +29,6 @@ import json
 import os
 import pickle
 import sys
-import textwrap
 import time
 from typing import Annotated, Callable, NamedTuple, Optional
 
@@ -183,10 +182,17 @@ def use_compile_cache(folder: str):
     jax.config.update("jax_enable_compilation_cache", jax.distributed.is_initialized())
 
 
+@functools.cache
+def module_classes(path: str) -> dict:
+    """The top-level class definitions of a source file, parsed once: `inspect.getsource` of a class parses its whole
+    module again on every call, and --help would pay that four times (our two classes and tyro's docstring lookups)."""
+    with open(path) as file:
+        return {node.name: node for node in ast.parse(file.read()).body if isinstance(node, ast.ClassDef)}
+
+
 def field_docs(cls) -> dict:
-    """Attribute docstrings of a dataclass, read from its source (the string literal under each field)."""
-    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
-    body, docs = tree.body[0].body, {}
+    """Attribute docstrings of a top-level dataclass, read from its source (the string literal under each field)."""
+    body, docs = module_classes(inspect.getsourcefile(cls))[cls.__name__].body, {}
     for node, following in zip(body, body[1:]):
         if isinstance(node, ast.AnnAssign) and isinstance(following, ast.Expr) and isinstance(following.value, ast.Constant):
             docs[node.target.id] = " ".join(str(following.value.value).split())
@@ -194,7 +200,8 @@ def field_docs(cls) -> dict:
 
 
 def make_args_class(config_cls):
-    """A flat dataclass for tyro: the run flags plus every CLI-settable Config field, defaulting to 'not given'."""
+    """A flat dataclass for tyro: the run flags plus every CLI-settable Config field, defaulting to 'not given'. Every
+    flag's help is given here, so tyro never reads a docstring from the source itself."""
     import tyro
 
     docs, cli_fields = field_docs(config_cls), []
@@ -206,10 +213,12 @@ def make_args_class(config_cls):
         hint = f"(default: {default!r}, or the env's tuned value)"
         marker = tyro.conf.arg(help=docs.get(f.name, ""), help_behavior_hint=hint)
         cli_fields.append((f.name, Annotated[Optional[annotation], marker], dataclasses.field(default=None)))
-    # Redeclared so that `--sweep a=.. --sweep b=..` appends instead of the last flag silently winning.
-    sweep_marker = tyro.conf.arg(help=field_docs(RunArgs)["sweep"], metavar="NAME=V1,V2,...")
-    cli_fields.append(("sweep", Annotated[tuple[str, ...], tyro.conf.UseAppendAction, sweep_marker],
-                       dataclasses.field(default=())))
+    run_docs = field_docs(RunArgs)
+    for f in dataclasses.fields(RunArgs):
+        markers = (tyro.conf.UseAppendAction, tyro.conf.arg(help=run_docs[f.name], metavar="NAME=V1,V2,..."))
+        if f.name != "sweep":  # redeclared so that `--sweep a=.. --sweep b=..` appends, not the last flag wins
+            markers = (tyro.conf.arg(help=run_docs[f.name]),)
+        cli_fields.append((f.name, Annotated[(f.type, *markers)], dataclasses.field(default=f.default)))
     return dataclasses.make_dataclass("Args", cli_fields, bases=(RunArgs,))
 
 
