@@ -23,6 +23,8 @@ Notable choices:
 - One iteration = `train_freq` steps in each of `num_envs` envs, then `gradient_steps` Adam steps on batches of
   `batch_size`, then a target update: Polyak averaging with `tau` (tau = 1 and `target_update_freq` = N gives hard
   copies every N env steps). Gradients are clipped to a global norm; the loss is Huber or MSE.
+- Evaluation is greedy unless `eval_epsilon` > 0 (Mnih et al. evaluate at 0.05): a greedy policy can repeat a no-op
+  forever where its Q-values are nearly tied, as on navix's DoorKey, and the random actions break such loops.
 - normalize_rewards: raw rewards in the buffer, divided by the return std when sampled (one scale per batch, as SB3;
   gym's wrapper scales at collection). Action masks limit acting and the target's max/argmax to allowed actions.
 
@@ -73,7 +75,7 @@ class Config:
     """Env steps between evaluation points (each calls eval_callback), rounded down to whole iterations of
     num_envs x train_freq steps (at least one)."""
     num_eval_episodes: int = struct.field(pytree_node=False, default=8)
-    """Greedy episodes the default callback plays at each evaluation point."""
+    """Episodes the default callback plays at each evaluation point (epsilon-greedy at eval_epsilon)."""
     eval_callback: Callable = struct.field(pytree_node=False, default=None)
     """callback(config, train_state, rng) -> pytree, run at every evaluation point; None means DQN.eval_callback."""
 
@@ -126,6 +128,8 @@ class Config:
     """Exploration rate after the decay."""
     exploration_fraction: float = 0.1
     """Fraction of the run over which epsilon decays linearly from eps_start to eps_end."""
+    eval_epsilon: float = 0.0
+    """Exploration rate of the evaluation episodes: 0 is greedy; Mnih et al. 2015 evaluate at 0.05."""
     max_grad_norm: float = 10.0
     """Gradients are rescaled to at most this global norm."""
 
@@ -143,7 +147,7 @@ class Config:
                               max_grad_norm=self.max_grad_norm)
         common.check_non_negative(learning_starts=self.learning_starts)
         common.check_unit_interval(gamma=self.gamma, tau=self.tau, eps_start=self.eps_start, eps_end=self.eps_end,
-                                   exploration_fraction=self.exploration_fraction)
+                                   exploration_fraction=self.exploration_fraction, eval_epsilon=self.eval_epsilon)
         common.check_callback(self.eval_callback)
         if self.batch_size > self.buffer_size:
             raise ValueError(f"batch_size ({self.batch_size}) must not exceed buffer_size ({self.buffer_size}); "
@@ -198,9 +202,8 @@ class Config:
 
     @property
     def hidden_sizes(self) -> tuple:
-        if self.hidden_layer_sizes is not None:
-            return tuple(self.hidden_layer_sizes)
-        return (128,) if self.use_cnn else (64, 64)
+        default = (128,) if self.use_cnn else (64, 64)
+        return default if self.hidden_layer_sizes is None else tuple(self.hidden_layer_sizes)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -261,20 +264,16 @@ class ReplayBuffer:
         data = jax.tree_util.tree_map(lambda x: jnp.zeros((rows,) + x.shape, x.dtype), example)
         return cls(data, jnp.array(0, jnp.int32), jnp.array(0, jnp.int32))
 
-    @property
-    def rows(self) -> int:
-        return self.data.reward.shape[0]
-
     def add(self, block: Transition) -> "ReplayBuffer":
         """Write a block of rows (fields [k, num_envs, ...]) at `position`; rows must be a multiple of k."""
-        k = block.reward.shape[0]
-        if self.rows % k:
-            raise ValueError(f"the buffer's {self.rows} rows must be a multiple of the block's {k} rows.")
+        k, rows = block.reward.shape[0], self.data.reward.shape[0]
+        if rows % k:
+            raise ValueError(f"the buffer's {rows} rows must be a multiple of the block's {k} rows.")
         data = jax.tree_util.tree_map(
             lambda buf, x: jax.lax.dynamic_update_slice_in_dim(buf, x.astype(buf.dtype), self.position, 0),
             self.data, block,
         )
-        return ReplayBuffer(data, (self.position + k) % self.rows, jnp.minimum(self.size + k, self.rows))
+        return ReplayBuffer(data, (self.position + k) % rows, jnp.minimum(self.size + k, rows))
 
     def sample(self, rng, shape: tuple) -> Transition:
         """Transitions drawn uniformly with replacement from the written rows, fields [*shape, ...]: O(batch) work,
@@ -460,8 +459,8 @@ class DQN:
 
     @classmethod
     def eval_callback(cls, config, train_state, rng):
-        """Default callback: greedy evaluation episodes plus the latest training-episode returns."""
-        return common.evaluate_policy(cls.make_act(config, train_state), config, train_state, rng)
+        """Default callback: evaluation episodes (at eval_epsilon) plus the latest training-episode returns."""
+        return common.evaluate_policy(cls.make_act(config, train_state, config.eval_epsilon), config, train_state, rng)
 
     @classmethod
     def train(cls, config, rng, resume=None, num_evals=None):
