@@ -57,6 +57,11 @@ TUNED = {
                              exploration_fraction=0.1, anneal_lr=True, total_timesteps=1_000_000, eval_freq=100_000),
     "navix/Navix-Empty-8x8-v0": dict(_SMALL, learning_rate=1e-3, gamma=0.95, eps_end=0.05, total_timesteps=40_000,
                                      eval_freq=10_000),
+    # Measured with --env-kwargs '{"max_steps": 640}' (benchmarks/suites.md); the buffer, the whole run, is 2.5 GB/seed
+    "navix/Navix-DoorKey-8x8-v0": dict(num_envs=32, gradient_steps=4, batch_size=128, buffer_size=1_200_000,
+                                       learning_starts=20_000, learning_rate=3e-4, gamma=0.95, tau=0.01, eps_end=0.05,
+                                       exploration_fraction=0.5, eval_epsilon=0.05, normalize_observations=True,
+                                       num_eval_episodes=32, total_timesteps=1_200_000, eval_freq=100_000),
 }
 
 
@@ -196,9 +201,8 @@ class Config:
 
     @property
     def use_cnn(self) -> bool:
-        if self.network == "auto":
-            return len(self.env.observation_space(self.env_params).shape) == 3
-        return self.network == "cnn"
+        image = len(self.env.observation_space(self.env_params).shape) == 3
+        return self.network == "cnn" or (self.network == "auto" and image)
 
     @property
     def hidden_sizes(self) -> tuple:
@@ -369,8 +373,7 @@ class DQN:
             rng, rng_action, rng_step = jax.random.split(ts.rng, 3)
             action = cls.select_action(config, ts.params, ts.obs_stats, ts.obs, rng_action, epsilon)
             next_obs, env_state, reward, terminated, truncated, final_obs = common.step_envs(
-                config.env, config.env_params, rng_step, ts.env_state, action
-            )
+                config.env, config.env_params, rng_step, ts.env_state, action)
             transition = Transition(ts.obs, action, reward, terminated.astype(jnp.float32), final_obs)
             stats = ts.reward_stats.update(reward, terminated | truncated, config.gamma)
             ts = ts.replace(rng=rng, env_state=env_state, obs=next_obs, global_step=ts.global_step + config.num_envs,
@@ -425,8 +428,7 @@ class DQN:
         """Polyak step target <- tau * online + (1 - tau) * target when a multiple of target_update_freq was passed."""
         due = train_state.global_step // config.target_update_freq > previous_step // config.target_update_freq
         tau = jnp.where(due, config.tau, 0.0)
-        target_params = jax.tree_util.tree_map(lambda p, t: tau * p + (1.0 - tau) * t, train_state.params,
-                                               train_state.target_params)
+        target_params = optax.incremental_update(train_state.params, train_state.target_params, tau)
         return train_state.replace(target_params=target_params)
 
     @classmethod
@@ -453,9 +455,8 @@ class DQN:
     @classmethod
     def warm_up(cls, config, train_state):
         """learning_starts env steps of uniform random actions that fill the buffer; no learning."""
-        train_state, _ = jax.lax.scan(lambda ts, _: (cls.collect(config, ts, 1.0), None), train_state, None,
-                                      length=config.warmup_iterations)
-        return train_state
+        return jax.lax.scan(lambda ts, _: (cls.collect(config, ts, 1.0), None), train_state, None,
+                            length=config.warmup_iterations)[0]
 
     @classmethod
     def eval_callback(cls, config, train_state, rng):
