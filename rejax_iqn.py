@@ -76,7 +76,7 @@ class Config:
     """Env steps between evaluation points (each calls eval_callback), rounded down to whole iterations of
     num_envs x train_freq steps (at least one)."""
     num_eval_episodes: int = struct.field(pytree_node=False, default=8)
-    """Greedy episodes the default callback plays at each evaluation point."""
+    """Episodes the default callback plays at each evaluation point (epsilon-greedy at eval_epsilon)."""
     eval_callback: Callable = struct.field(pytree_node=False, default=None)
     """callback(config, train_state, rng) -> pytree, run at every evaluation point; None means IQN.eval_callback."""
 
@@ -134,6 +134,8 @@ class Config:
     """Exploration rate after the decay."""
     exploration_fraction: float = 0.1
     """Fraction of the run over which epsilon decays linearly from eps_start to eps_end."""
+    eval_epsilon: float = 0.0
+    """Exploration rate of the evaluation episodes: 0 is greedy; Mnih et al. 2015 evaluate at 0.05."""
     max_grad_norm: float = 10.0
     """Gradients are rescaled to at most this global norm."""
 
@@ -149,7 +151,7 @@ class Config:
         common.check_positive(**{name: getattr(self, name) for name in names})
         common.check_non_negative(learning_starts=self.learning_starts)
         common.check_unit_interval(gamma=self.gamma, tau=self.tau, eps_start=self.eps_start, eps_end=self.eps_end,
-                                   exploration_fraction=self.exploration_fraction)
+                                   exploration_fraction=self.exploration_fraction, eval_epsilon=self.eval_epsilon)
         common.check_callback(self.eval_callback)
         if self.batch_size > self.buffer_size:
             raise ValueError(f"batch_size ({self.batch_size}) must not exceed buffer_size ({self.buffer_size}); "
@@ -265,8 +267,7 @@ class ReplayBuffer:
         return cls(data, jnp.array(0, jnp.int32), jnp.array(0, jnp.int32))
 
     def add(self, block: Transition) -> "ReplayBuffer":
-        """Write a block of k rows (fields [k, num_envs, ...]) at `position`; rows are a multiple of k (buffer_rows),
-        so a block never wraps."""
+        """Write k rows (fields [k, num_envs, ...]) at `position`; buffer_rows is a multiple of k: no block wraps."""
         k, rows = block.reward.shape[0], self.data.reward.shape[0]
         data = jax.tree_util.tree_map(
             lambda buf, x: jax.lax.dynamic_update_slice_in_dim(buf, x.astype(buf.dtype), self.position, 0),
@@ -426,8 +427,7 @@ class IQN:
         """Polyak step target <- tau * online + (1 - tau) * target when a multiple of target_update_freq was passed."""
         due = train_state.global_step // config.target_update_freq > previous_step // config.target_update_freq
         tau = jnp.where(due, config.tau, 0.0)
-        target_params = jax.tree_util.tree_map(lambda p, t: tau * p + (1.0 - tau) * t, train_state.params,
-                                               train_state.target_params)
+        target_params = optax.incremental_update(train_state.params, train_state.target_params, tau)
         return train_state.replace(target_params=target_params)
 
     @classmethod
@@ -460,8 +460,8 @@ class IQN:
 
     @classmethod
     def eval_callback(cls, config, train_state, rng):
-        """Default callback: greedy evaluation episodes plus the latest training-episode returns."""
-        return common.evaluate_policy(cls.make_act(config, train_state), config, train_state, rng)
+        """Default callback: evaluation episodes (at eval_epsilon) plus the latest training-episode returns."""
+        return common.evaluate_policy(cls.make_act(config, train_state, config.eval_epsilon), config, train_state, rng)
 
     @classmethod
     def train(cls, config, rng, resume=None, num_evals=None):

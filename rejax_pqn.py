@@ -74,7 +74,7 @@ class Config:
     eval_freq: int = struct.field(pytree_node=False, default=50_000)
     """Environment steps between evaluation points (each one calls eval_callback)."""
     num_eval_episodes: int = struct.field(pytree_node=False, default=8)
-    """Greedy episodes the default callback plays at each evaluation point."""
+    """Episodes the default callback plays at each evaluation point (epsilon-greedy at eval_epsilon)."""
     eval_callback: Callable = struct.field(pytree_node=False, default=None)
     """callback(config, train_state, rng) -> pytree, run at every evaluation point; None means PQN.eval_callback."""
 
@@ -115,6 +115,8 @@ class Config:
     """Exploration rate after the decay."""
     exploration_fraction: float = 0.2
     """Fraction of the run over which epsilon decays linearly from eps_start to eps_end."""
+    eval_epsilon: float = 0.0
+    """Exploration rate of the evaluation episodes: 0 is greedy; Mnih et al. 2015 evaluate at 0.05."""
     max_grad_norm: float = 10.0
     """Gradients are rescaled to at most this global norm."""
     reward_scale: float = 1.0
@@ -132,7 +134,8 @@ class Config:
                               num_minibatches=self.num_minibatches, learning_rate=self.learning_rate,
                               max_grad_norm=self.max_grad_norm, reward_scale=self.reward_scale)
         common.check_unit_interval(gamma=self.gamma, td_lambda=self.td_lambda, eps_start=self.eps_start,
-                                   eps_end=self.eps_end, exploration_fraction=self.exploration_fraction)
+                                   eps_end=self.eps_end, exploration_fraction=self.exploration_fraction,
+                                   eval_epsilon=self.eval_epsilon)
         common.check_callback(self.eval_callback)
         if self.steps_per_iteration % self.num_minibatches:
             raise ValueError(f"num_minibatches ({self.num_minibatches}) must divide num_envs * num_steps "
@@ -412,8 +415,8 @@ class PQN:
 
     @classmethod
     def eval_callback(cls, config, train_state, rng):
-        """Default callback: greedy evaluation episodes plus the latest training-episode returns."""
-        return common.evaluate_policy(cls.make_act(config, train_state), config, train_state, rng)
+        """Default callback: evaluation episodes (at eval_epsilon) plus the latest training-episode returns."""
+        return common.evaluate_policy(cls.make_act(config, train_state, config.eval_epsilon), config, train_state, rng)
 
     @classmethod
     def train(cls, config, rng, resume=None, num_evals=None):
