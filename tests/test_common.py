@@ -1,5 +1,6 @@
 """common.py: environments, wrappers, evaluation and the run plumbing shared by every algorithm file."""
 
+import importlib
 import os
 import subprocess
 import sys
@@ -98,3 +99,15 @@ def test_track_without_login_logs_offline(tmp_path):
     assert "logging offline" in result.stdout
     runs = [d for d in os.listdir(tmp_path / "wandb") if d.startswith("offline-run")]
     assert len(runs) == 1 and any(f.endswith(".wandb") for f in os.listdir(tmp_path / "wandb" / runs[0]))
+
+
+@pytest.mark.parametrize("algo", ["dqn", "iqn", "pqn"])
+def test_q_learners_evaluate_epsilon_greedy_at_eval_epsilon(algo):
+    module = importlib.import_module(f"rejax_{algo}")
+    small = {} if algo == "pqn" else dict(buffer_size=1_000)  # DQN's and IQN's default buffer: 100k rows
+    cls, config = getattr(module, algo.upper()), module.Config.make("CartPole-v1", num_eval_episodes=2, **small)
+    train_state, rng = cls.init(config, jax.random.PRNGKey(2)), jax.random.PRNGKey(9)
+    for epsilon in (0.0, 0.5, 1.0):
+        evaluation = cls.eval_callback(config.replace(eval_epsilon=epsilon), train_state, rng)
+        expected = common.evaluate_policy(cls.make_act(config, train_state, epsilon), config, train_state, rng)
+        np.testing.assert_array_equal(evaluation["length"], expected["length"])

@@ -7,7 +7,6 @@ import numpy as np
 import optax
 import pytest
 
-import common
 import rejax_dqn
 from rejax_dqn import DQN, Config, ReplayBuffer, Transition
 
@@ -154,16 +153,6 @@ def test_vmapped_seed_equals_single_run(small):
     ts_all, ev_all = jax.jit(jax.vmap(rejax_dqn.train, in_axes=(None, 0)))(config, keys)
     ts_one, ev_one = train(config, keys[1])
     assert_trees_close(jax.tree_util.tree_map(lambda x: x[1], (ts_all.params, ev_all)), (ts_one.params, ev_one))
-
-
-def test_evaluation_plays_epsilon_greedy_at_eval_epsilon(small):
-    config, train = small
-    train_state, _ = train(config, jax.random.PRNGKey(2))
-    rng = jax.random.PRNGKey(9)
-    for epsilon in (0.0, 0.5, 1.0):
-        evaluation = DQN.eval_callback(config.replace(eval_epsilon=epsilon), train_state, rng)
-        expected = common.evaluate_policy(DQN.make_act(config, train_state, epsilon), config, train_state, rng)
-        np.testing.assert_array_equal(evaluation["length"], expected["length"])
 
 
 class MyDoubleDQN(DQN):

@@ -6,7 +6,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import common
 import rejax_iqn
 from rejax_iqn import IQN, Config, ReplayBuffer, Transition
 
@@ -200,12 +199,3 @@ def test_learns_cartpole_with_eight_vmapped_seeds():
     final = np.asarray(evaluation["return"])[:, -1].mean(-1)  # [8 seeds]
     print("IQN CartPole-v1 at 11,000 steps, final returns per seed:", final)
     assert final.mean() >= 140 and final.min() >= 50, final
-
-
-def test_evaluation_plays_epsilon_greedy_at_eval_epsilon():
-    config = Config.make("CartPole-v1", **SMALL)
-    train_state, rng = IQN.init(config, jax.random.PRNGKey(2)), jax.random.PRNGKey(9)
-    for epsilon in (0.0, 0.5, 1.0):
-        evaluation = IQN.eval_callback(config.replace(eval_epsilon=epsilon), train_state, rng)
-        expected = common.evaluate_policy(IQN.make_act(config, train_state, epsilon), config, train_state, rng)
-        np.testing.assert_array_equal(evaluation["length"], expected["length"])

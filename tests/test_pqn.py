@@ -7,7 +7,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import common
 import rejax_pqn
 from rejax_pqn import PQN, Config
 
@@ -165,12 +164,3 @@ def test_learns_cartpole_with_four_vmapped_seeds():
     final = np.asarray(evaluation["return"])[:, -1].mean(-1)  # [4 seeds]
     # 48 of 48 seeds (keys 0-47) ended at 500 in the CPU sweep behind the tuned values; a margin for other CPUs.
     assert final.min() >= 450, final
-
-
-def test_evaluation_plays_epsilon_greedy_at_eval_epsilon():
-    config = Config.make("CartPole-v1", **SMALL)
-    train_state, rng = PQN.init(config, jax.random.PRNGKey(2)), jax.random.PRNGKey(9)
-    for epsilon in (0.0, 0.5, 1.0):
-        evaluation = PQN.eval_callback(config.replace(eval_epsilon=epsilon), train_state, rng)
-        expected = common.evaluate_policy(PQN.make_act(config, train_state, epsilon), config, train_state, rng)
-        np.testing.assert_array_equal(evaluation["length"], expected["length"])
