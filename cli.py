@@ -215,8 +215,9 @@ def make_args_class(config_cls):
         cli_fields.append((f.name, Annotated[Optional[annotation], marker], dataclasses.field(default=None)))
     run_docs = field_docs(RunArgs)
     for f in dataclasses.fields(RunArgs):
-        markers = (tyro.conf.UseAppendAction, tyro.conf.arg(help=run_docs[f.name], metavar="NAME=V1,V2,..."))
-        if f.name != "sweep":  # redeclared so that `--sweep a=.. --sweep b=..` appends, not the last flag wins
+        if f.name == "sweep":  # an append action, so that `--sweep a=.. --sweep b=..` adds up, not the last flag wins
+            markers = (tyro.conf.UseAppendAction, tyro.conf.arg(help=run_docs[f.name], metavar="NAME=V1,V2,..."))
+        else:
             markers = (tyro.conf.arg(help=run_docs[f.name]),)
         cli_fields.append((f.name, Annotated[(f.type, *markers)], dataclasses.field(default=f.default)))
     return dataclasses.make_dataclass("Args", cli_fields, bases=(RunArgs,))

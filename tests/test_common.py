@@ -1,6 +1,7 @@
 """common.py: environments, wrappers, evaluation and the run plumbing shared by every algorithm file."""
 
 import importlib
+import importlib.util
 import os
 import subprocess
 import sys
@@ -111,3 +112,16 @@ def test_q_learners_evaluate_epsilon_greedy_at_eval_epsilon(algo):
         evaluation = cls.eval_callback(config.replace(eval_epsilon=epsilon), train_state, rng)
         expected = common.evaluate_policy(cls.make_act(config, train_state, epsilon), config, train_state, rng)
         np.testing.assert_array_equal(evaluation["length"], expected["length"])
+
+
+def test_every_tuned_entry_makes_a_valid_config():
+    """Config.make validates: a misspelt or out-of-range value in any TUNED entry fails here, not in a user's run.
+    Entries of a suite that is not installed are left out (tests/test_suites.py reports that suite as skipped)."""
+    for algo in ("ppo", "dqn", "iqn", "pqn", "sac", "td3", "ddpg"):
+        module = importlib.import_module(f"rejax_{algo}")
+        for env, entry in module.TUNED.items():
+            suite = env.split("/")[0] if "/" in env and not env.startswith("brax/") else None
+            if suite is not None and importlib.util.find_spec(suite) is None:
+                continue
+            config = module.Config.make(env)
+            assert all(getattr(config, name) == value for name, value in entry.items()), (algo, env)
